@@ -1,0 +1,10 @@
+//! Holdfast's command-line tools.
+//!
+//! - [`runner`]: the `holdfast` command, which reads `pushpin.conf`, starts `holdfast-handler`
+//!   and `holdfast-connmgr` with explicit flags, merges or files their logs, relays signals and
+//!   stops everything if one of them dies.
+//! - [`log`]: the one-line log format the runner writes.
+#![deny(unsafe_code)]
+
+pub mod log;
+pub mod runner;
