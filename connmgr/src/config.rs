@@ -1,0 +1,275 @@
+//! Command line and the validated configuration built from it.
+//!
+//! [`Args`] is the raw clap parse; [`Config::from_args`] checks ranges and fills in defaults that
+//! depend on the machine (worker count) or the process (instance id), so the rest of the crate
+//! only sees values that make sense.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Smallest accepted `--buffer-size`: room for a modest request head.
+pub const MIN_BUFFER_SIZE: usize = 512;
+
+/// Largest accepted `--buffer-size`.
+pub const MAX_BUFFER_SIZE: usize = 16 * 1024 * 1024;
+
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Most `--listen` addresses.
+pub const MAX_LISTENERS: usize = 256;
+
+/// Command line of `holdfast-connmgr`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "holdfast-connmgr",
+    version,
+    about = "Holdfast connection manager: owns client sockets and speaks HTTP/1 to them, \
+             forwarding requests to holdfast-handler over ZeroMQ."
+)]
+pub struct Args {
+    /// Address to accept clients on, `[addr:]port` or `[v6addr]:port` (address default 0.0.0.0).
+    /// Repeatable.
+    #[arg(long = "listen", value_name = "[ADDR:]PORT", required = true, value_parser = parse_listen)]
+    pub listen: Vec<SocketAddr>,
+
+    /// ZeroMQ endpoint of the handler's ROUTER socket to connect to (e.g. ipc:///run/x/connmgr).
+    #[arg(long, value_name = "SPEC")]
+    pub handler_spec: String,
+
+    /// Instance id; worker N identifies itself to the handler as `<id>-N` (default
+    /// `connmgr-<pid>`).
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+
+    /// Worker threads, each with its own event loop and sockets (0 = one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Per-connection buffer size in bytes (`client_buffer_size`); also the largest request head
+    /// accepted.
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub buffer_size: usize,
+
+    /// Most client connections at once, across all workers (`client_maxconn`).
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub maxconn: usize,
+
+    /// Seconds without client I/O after which a connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub stream_timeout: u64,
+
+    /// Log level: 0 error, 1 warn, 2 info, 3 debug, 4 trace.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub log_level: u8,
+}
+
+/// Parses `[addr:]port`, `[v6]:port` or `port`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let addr = if let Ok(addr) = s.parse::<SocketAddr>() {
+        addr
+    } else if let Ok(port) = s.parse::<u16>() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+    } else {
+        return Err(format!(
+            "invalid listen address '{s}': expected [addr:]port or [v6addr]:port"
+        ));
+    };
+    if addr.port() == 0 {
+        return Err(format!("invalid listen address '{s}': port 0"));
+    }
+    Ok(addr)
+}
+
+/// Why the command line was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `--buffer-size` out of range.
+    #[error("--buffer-size {0} is out of range: use {MIN_BUFFER_SIZE}..={MAX_BUFFER_SIZE}")]
+    BufferSize(usize),
+    /// `--workers` too large.
+    #[error("--workers {0} is too large: use 0 (one per core) up to {MAX_WORKERS}")]
+    Workers(usize),
+    /// `--maxconn 0`.
+    #[error("--maxconn must be at least 1")]
+    MaxConn,
+    /// `--stream-timeout 0`.
+    #[error("--stream-timeout must be at least 1 second")]
+    StreamTimeout,
+    /// Too many `--listen`.
+    #[error("at most {MAX_LISTENERS} --listen addresses are supported")]
+    Listeners,
+    /// An instance id that cannot be a ZeroMQ identity.
+    #[error("--instance-id must be 1 to 200 bytes without whitespace")]
+    InstanceId,
+    /// An empty handler spec.
+    #[error("--handler-spec must not be empty")]
+    HandlerSpec,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Addresses to listen on (each worker binds each with `SO_REUSEPORT`).
+    pub listen: Vec<SocketAddr>,
+    /// ZeroMQ endpoint of the handler.
+    pub handler_spec: String,
+    /// Instance id (worker identities are `<id>-<index>`).
+    pub instance_id: String,
+    /// Worker threads (resolved: never 0).
+    pub workers: usize,
+    /// Per-connection buffer size.
+    pub buffer_size: usize,
+    /// Connection limit across workers.
+    pub maxconn: usize,
+    /// Inactivity timeout.
+    pub stream_timeout: Duration,
+    /// 0..=4.
+    pub log_level: u8,
+}
+
+impl Config {
+    /// Validates `args`; `cores` is what `--workers 0` resolves to.
+    pub fn from_args(args: Args, cores: usize) -> Result<Self, ConfigError> {
+        if !(MIN_BUFFER_SIZE..=MAX_BUFFER_SIZE).contains(&args.buffer_size) {
+            return Err(ConfigError::BufferSize(args.buffer_size));
+        }
+        if args.workers > MAX_WORKERS {
+            return Err(ConfigError::Workers(args.workers));
+        }
+        if args.maxconn == 0 {
+            return Err(ConfigError::MaxConn);
+        }
+        if args.stream_timeout == 0 {
+            return Err(ConfigError::StreamTimeout);
+        }
+        if args.listen.len() > MAX_LISTENERS {
+            return Err(ConfigError::Listeners);
+        }
+        if args.handler_spec.trim().is_empty() {
+            return Err(ConfigError::HandlerSpec);
+        }
+        let instance_id = args
+            .instance_id
+            .unwrap_or_else(|| format!("connmgr-{}", std::process::id()));
+        if instance_id.is_empty()
+            || instance_id.len() > 200
+            || instance_id.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError::InstanceId);
+        }
+        let workers = if args.workers == 0 {
+            cores.clamp(1, MAX_WORKERS)
+        } else {
+            args.workers
+        };
+        Ok(Self {
+            listen: args.listen,
+            handler_spec: args.handler_spec,
+            instance_id,
+            workers,
+            buffer_size: args.buffer_size,
+            maxconn: args.maxconn,
+            stream_timeout: Duration::from_secs(args.stream_timeout),
+            log_level: args.log_level,
+        })
+    }
+
+    /// Connections each worker accepts at most: `maxconn` split evenly (at least 1 each).
+    pub fn maxconn_per_worker(&self) -> usize {
+        (self.maxconn / self.workers).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("holdfast-connmgr").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("8080").unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            parse_listen("127.0.0.1:81").unwrap().to_string(),
+            "127.0.0.1:81"
+        );
+        assert_eq!(parse_listen("[::1]:82").unwrap().to_string(), "[::1]:82");
+        assert_eq!(parse_listen("[::]:83").unwrap().to_string(), "[::]:83");
+        for bad in [
+            "",
+            "host:80",
+            "::1:80",
+            "1.2.3.4",
+            "70000",
+            "0",
+            "1.2.3.4:0",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let a = args(&["--listen", "7999", "--handler-spec", "ipc:///tmp/x"]).unwrap();
+        let c = Config::from_args(a, 4).unwrap();
+        assert_eq!(c.listen, vec!["0.0.0.0:7999".parse().unwrap()]);
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.buffer_size, 8192);
+        assert_eq!(c.maxconn, 50_000);
+        assert_eq!(c.maxconn_per_worker(), 12_500);
+        assert_eq!(c.stream_timeout, Duration::from_secs(1800));
+        assert_eq!(c.log_level, 2);
+        assert_eq!(c.instance_id, format!("connmgr-{}", std::process::id()));
+    }
+
+    #[test]
+    fn all_flags() {
+        let a = args(&[
+            "--listen=127.0.0.1:1",
+            "--listen=[::1]:2",
+            "--handler-spec=ipc:///tmp/y",
+            "--instance-id=pushpin-connmgr",
+            "--workers=3",
+            "--buffer-size=16384",
+            "--maxconn=2",
+            "--stream-timeout=5",
+            "--log-level=4",
+        ])
+        .unwrap();
+        let c = Config::from_args(a, 8).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.instance_id, "pushpin-connmgr");
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.maxconn_per_worker(), 1);
+        assert_eq!(c.stream_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(
+            args(&["--handler-spec", "x"]).is_err(),
+            "--listen is required"
+        );
+        assert!(args(&["--listen", "1", "--handler-spec", "x", "--log-level", "5"]).is_err());
+        let base = ["--listen", "1", "--handler-spec", "x"];
+        let check = |extra: &[&str], expected: ConfigError| {
+            let mut list = base.to_vec();
+            list.extend_from_slice(extra);
+            assert_eq!(Config::from_args(args(&list).unwrap(), 2), Err(expected));
+        };
+        check(&["--buffer-size", "10"], ConfigError::BufferSize(10));
+        check(&["--workers", "5000"], ConfigError::Workers(5000));
+        check(&["--maxconn", "0"], ConfigError::MaxConn);
+        check(&["--stream-timeout", "0"], ConfigError::StreamTimeout);
+        check(&["--instance-id", "a b"], ConfigError::InstanceId);
+        let a = args(&["--listen", "1", "--handler-spec", " "]).unwrap();
+        assert_eq!(Config::from_args(a, 2), Err(ConfigError::HandlerSpec));
+    }
+}

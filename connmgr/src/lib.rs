@@ -1,0 +1,238 @@
+//! `holdfast-connmgr`: the process that owns client sockets.
+//!
+//! It accepts TCP connections, speaks HTTP/1.0 and HTTP/1.1 to clients, and forwards each request
+//! to `holdfast-handler` as a stream of [`holdfast_proto::internal`] messages over ZeroMQ. It knows
+//! nothing about routes or GRIP: it parses, frames, buffers within credits, and enforces limits
+//! and timeouts.
+//!
+//! # Layout
+//!
+//! - [`config`]: the command line and the validated [`Config`].
+//! - [`http1`]: the sans-IO HTTP/1 codec (request heads, chunked request bodies, response
+//!   framing and error responses), unit-tested on its own.
+//! - [`worker`]: one mio event loop per thread, with its own `SO_REUSEPORT` listeners, slab of
+//!   connections, timer wheel, buffer pools and handler socket.
+//! - [`handler_link`]: a worker's ZeroMQ DEALER socket, integrated into mio through the
+//!   edge-triggered `ZMQ_FD`.
+//! - [`pool`], [`timer`]: per-worker buffer free lists and the connection timing wheel.
+//! - [`shutdown`]: signal handling (SIGINT/SIGTERM drain, a second signal stops at once).
+//!
+//! # What the handler sees
+//!
+//! A [`RequestHead`](holdfast_proto::internal::RequestHead) carries the request line and every
+//! header as received (framing headers included), the client address, and the first body bytes,
+//! already de-chunked; the rest of the body follows in `Body` messages within the handler's
+//! credits. The handler may send [`response_window`] response body bytes per stream before it
+//! waits for `Credit`, which the worker returns as the client's socket accepts the bytes.
+//!
+//! # Where we differ from Pushpin 1.36's connection manager (condure 1.9), on purpose
+//!
+//! Observed on a running Pushpin 1.36:
+//!
+//! - Bad request heads (malformed, oversized, too many headers, URI over 4096 bytes, bad
+//!   Content-Length, unsupported Transfer-Encoding) make condure 1.9 drop the connection without
+//!   a response (a reset when input is left unread). We answer `400 Bad Request`, `text/plain`,
+//!   with the texts of later Pushpin versions: `Request header size exceeded limit of N bytes.`,
+//!   `Failed to parse request: <reason>`, and `Request URI exceeded limit of 4096 bytes.`, then
+//!   close gracefully so the client actually receives them.
+//! - Content-Length together with Transfer-Encoding: condure 1.9 serves the request (chunked
+//!   wins); we refuse it with `400` (request-smuggling defence).
+//! - A keep-alive HTTP/1.0 request answered with an unknown length: condure sends
+//!   `Connection: keep-alive` and no length and keeps the connection open, so the client cannot
+//!   find the end of the body; we send no keep-alive and close at the end.
+//! - A client that half-closes (shuts down its write side) after its request is treated as gone,
+//!   like condure.
+//! - At the connection limit new connections wait in the kernel backlog, like condure.
+
+pub mod config;
+pub mod handler_link;
+pub mod http1;
+pub mod pool;
+pub mod shutdown;
+pub mod timer;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{error, info};
+
+pub use config::{Args, Config, ConfigError};
+
+use crate::handler_link::{HandlerLink, LinkError};
+use crate::shutdown::ShutdownState;
+use crate::worker::{Worker, WorkerError, WorkerSetup};
+
+/// Smallest per-stream response credit window (the handler's send budget), in bytes.
+pub const MIN_RESPONSE_WINDOW: u32 = 64 * 1024;
+
+/// Listen backlog of each listener.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// The response credit window for a buffer size: `max(buffer_size, 64 KiB)`. Large enough that a
+/// fast client is never held back by the credit round trip, small enough that a slow one costs
+/// at most this much queued in the connection manager per stream.
+pub fn response_window(buffer_size: usize) -> u32 {
+    u32::try_from(buffer_size)
+        .unwrap_or(u32::MAX)
+        .max(MIN_RESPONSE_WINDOW)
+}
+
+/// Why the connection manager could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A poller or waker could not be created.
+    #[error("cannot create a poller: {0}")]
+    Poll(std::io::Error),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The handler socket could not be set up.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// A worker failed.
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    /// A worker thread panicked (a bug).
+    #[error("worker {0} panicked")]
+    Panic(usize),
+}
+
+/// Binds one `SO_REUSEPORT` listener for `addr` (one per worker, so the kernel balances new
+/// connections across workers).
+pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
+    let fail = |source| RunError::Listen { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(fail)?;
+    }
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.set_reuse_port(true).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)?;
+    Ok(socket.into())
+}
+
+/// Runs the connection manager until shutdown; returns once every worker has stopped.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let epoch: u64 = rand::random();
+    let context = zmq::Context::new();
+    let shutdown = Arc::new(ShutdownState::new());
+    let window = response_window(config.buffer_size);
+
+    let mut workers = Vec::with_capacity(config.workers);
+    let mut wakers = Vec::with_capacity(config.workers);
+    for index in 0..config.workers {
+        let poll = Poll::new().map_err(RunError::Poll)?;
+        let waker = Waker::new(poll.registry(), worker::WAKER).map_err(RunError::Poll)?;
+        let listeners = config
+            .listen
+            .iter()
+            .map(|addr| bind_listener(*addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        let identity = format!("{}-{}", config.instance_id, index);
+        let link = HandlerLink::connect(&context, &config.handler_spec, &identity)?;
+        workers.push(Worker::new(WorkerSetup {
+            // Bounded by MAX_WORKERS.
+            index: index as u16,
+            poll,
+            listeners,
+            link,
+            epoch,
+            shutdown: shutdown.clone(),
+            buffer_size: config.buffer_size,
+            response_window: window,
+            stream_timeout: config.stream_timeout,
+            max_conns: config.maxconn_per_worker(),
+        })?);
+        wakers.push(Arc::new(waker));
+    }
+    shutdown::spawn_signal_thread(shutdown.clone(), wakers.clone()).map_err(RunError::Thread)?;
+
+    for addr in &config.listen {
+        info!("listening on {addr}");
+    }
+    info!(
+        workers = config.workers,
+        handler = %config.handler_spec,
+        instance = %config.instance_id,
+        "started"
+    );
+
+    let mut handles = Vec::with_capacity(workers.len());
+    for (index, worker) in workers.into_iter().enumerate() {
+        let shutdown = shutdown.clone();
+        let wakers = wakers.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || {
+                let result = worker.run();
+                if result.is_err() {
+                    // One worker failing takes the process down, so the runner can restart it
+                    // whole rather than serve with a missing worker.
+                    while shutdown.escalate() != shutdown::Phase::Immediate {}
+                    for waker in &wakers {
+                        let _ = waker.wake();
+                    }
+                }
+                result
+            })
+            .map_err(RunError::Thread)?;
+        handles.push(handle);
+    }
+
+    let mut first_error = None;
+    for (index, handle) in handles.into_iter().enumerate() {
+        let error = match handle.join() {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => RunError::Worker(e),
+            Err(_) => {
+                while shutdown.escalate() != shutdown::Phase::Immediate {}
+                for waker in &wakers {
+                    let _ = waker.wake();
+                }
+                RunError::Panic(index)
+            }
+        };
+        error!("{error}");
+        first_error.get_or_insert(error);
+    }
+    drop(context);
+    info!("stopped");
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_is_at_least_64k() {
+        assert_eq!(response_window(8192), 65536);
+        assert_eq!(response_window(1 << 20), 1 << 20);
+        assert_eq!(response_window(usize::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn listeners_share_a_port() {
+        let a = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = bind_listener(addr).unwrap();
+        assert_eq!(b.local_addr().unwrap(), addr);
+    }
+}

@@ -1,0 +1,188 @@
+//! Process wiring and lifecycle.
+//!
+//! Start: load config and routes, bind the ROUTER socket (bridge thread), start the dispatcher,
+//! the routes reloader and the idle-connection reaper.
+//!
+//! Stop (SIGINT/SIGTERM), staged:
+//! 1. refuse new requests (the connmgr gets `Close(Shutdown)` for them);
+//! 2. let sessions in flight finish for up to [`SHUTDOWN_GRACE`];
+//! 3. abort the rest, telling the connmgr (`Close(Shutdown)`);
+//! 4. flush the bridge and exit 0.
+//!
+//! A second signal during the drain exits at once (status 1).
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::cli::{Args, Settings};
+use crate::client::tls::TlsConfigs;
+use crate::client::{Client, REAP_INTERVAL};
+use crate::error::RunError;
+use crate::ipc::bridge;
+use crate::proxy::{Proxy, ProxyContext};
+use crate::session::{abort_all, live, Dispatcher, Sessions};
+use crate::{logging, routes};
+
+/// How long sessions in flight may take to finish after a stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Inbound batches queued between the bridge thread and the dispatcher.
+const INBOUND_CAPACITY: usize = 1024;
+
+/// Runs the handler until it is stopped; the process exit code.
+pub fn run(args: Args) -> ExitCode {
+    let settings = match Settings::from_args(args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            logging::init(2);
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(settings.log_level);
+    for warning in &settings.config_warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("handler")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(source) => {
+            tracing::error!(
+                "{}",
+                RunError::Os {
+                    what: "tokio runtime",
+                    source
+                }
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(serve(settings));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn os_error(what: &'static str) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Os { what, source }
+}
+
+async fn serve(settings: Settings) -> Result<(), RunError> {
+    tracing::info!(
+        "holdfast-handler {} starting (instance {})",
+        env!("CARGO_PKG_VERSION"),
+        settings.instance_id
+    );
+    let mut term = signal(SignalKind::terminate()).map_err(os_error("SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(os_error("SIGINT handler"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(os_error("SIGHUP handler"))?;
+
+    let (routes, updater) = routes::load(settings.routes.clone());
+    let client = Client::new(TlsConfigs::new()?);
+    let epoch: u64 = rand::random();
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+    // Runs on the thread that called block_on, not on a runtime worker; binding is immediate.
+    let bridge = bridge::start(&settings.connmgr_spec, epoch, inbound_tx)?;
+    let outbox = bridge.outbox();
+
+    let sessions: Sessions = Arc::default();
+    let proxy = Proxy::new(ProxyContext {
+        config: settings.config.proxy.clone(),
+        routes,
+        client: client.clone(),
+    });
+    // Pushpin: max_open_requests, capped by client_maxconn.
+    let max_sessions = settings
+        .config
+        .proxy
+        .max_open_requests
+        .unwrap_or(usize::MAX)
+        .min(settings.config.runner.client_maxconn);
+    let dispatcher = Dispatcher::new(sessions.clone(), outbox.clone(), proxy, max_sessions);
+    let accepting = dispatcher.accepting();
+    let mut dispatch = tokio::spawn(dispatcher.run(inbound_rx));
+
+    let (hup_tx, hup_rx) = mpsc::channel(4);
+    let reloader = tokio::spawn(updater.run(hup_rx));
+    let reaper = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REAP_INTERVAL).await;
+                let closed = client.reap_idle();
+                if closed > 0 {
+                    tracing::debug!("closed {closed} idle backend connections");
+                }
+            }
+        })
+    };
+    tracing::info!("started");
+
+    let failure = loop {
+        tokio::select! {
+            _ = term.recv() => break None,
+            _ = int.recv() => break None,
+            _ = hup.recv() => {
+                let _ = hup_tx.try_send(());
+            }
+            _ = &mut dispatch => break Some(RunError::BridgeStopped),
+        }
+    };
+
+    if failure.is_none() {
+        accepting.store(false, Ordering::Release);
+        let n = live(&sessions);
+        tracing::info!(
+            "stopping: refusing new requests, waiting up to {}s for {n} sessions",
+            SHUTDOWN_GRACE.as_secs()
+        );
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while live(&sessions) > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = term.recv() => second_signal(),
+                _ = int.recv() => second_signal(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let aborted = abort_all(&sessions, &outbox);
+                tracing::warn!("shutdown deadline reached: aborted {aborted} sessions");
+                break;
+            }
+        }
+    }
+
+    reloader.abort();
+    reaper.abort();
+    dispatch.abort();
+    if tokio::task::spawn_blocking(move || bridge.stop())
+        .await
+        .is_err()
+    {
+        tracing::error!("bridge shutdown task failed");
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+fn second_signal() -> ! {
+    tracing::warn!("second stop signal: exiting now");
+    std::process::exit(1)
+}

@@ -1,0 +1,49 @@
+//! `holdfast-handler`: routes requests that the connection manager read from clients to HTTP
+//! backends and streams the responses back.
+//!
+//! # Layout
+//!
+//! ```text
+//!  connmgr workers (DEALER)                     holdfast-handler
+//!  ───────────────────────        ┌──────────────────────────────────────────────────────────┐
+//!        ZeroMQ ipc  ────────────▶│ ipc::bridge   dedicated OS thread, owns the ROUTER socket │
+//!                                 │   liveness (epochs, hello, heartbeats), per-worker batches│
+//!                                 │        │ Inbound (bounded tokio mpsc)    ▲ Outbox          │
+//!                                 │        ▼                                 │ (crossbeam+wake) │
+//!                                 │ session::dispatch  session table keyed (worker, stream)   │
+//!                                 │        │ spawns one task per request                      │
+//!                                 │        ▼                                                  │
+//!                                 │ proxy::run_session  route → headers → targets → stream    │
+//!                                 │        │                                                  │
+//!                                 │        ▼                                                  │
+//!                                 │ client::Pool  hyper http1 over TCP/TLS, idle reuse        │
+//!                                 └──────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! * [`ipc`]: the ZeroMQ side. ZeroMQ sockets are not async, so one OS thread owns the ROUTER
+//!   socket and talks to tokio through channels; no ZeroMQ call ever runs on a tokio worker.
+//! * [`session`]: the table of live streams and the per-stream [`session::Inbox`] where request
+//!   body and credits from the connmgr wait for the session task. Later GRIP holds live in the
+//!   same table.
+//! * [`proxy`]: what happens to one request: route selection, header rewriting (reference §4.9),
+//!   target fall-through, error texts (§4.11), the built-in test target, streaming with credits.
+//! * [`client`]: the backend HTTP/1.1 client with its connection pool and TLS.
+//! * [`routes`]: loading and hot-reloading the routes table.
+//! * [`app`]: process wiring, signals and staged shutdown.
+//!
+//! GRIP, publishing and WebSockets come later: the seams are marked `GRIP seam` in the code.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod ipc;
+pub mod logging;
+pub mod proxy;
+pub mod routes;
+pub mod session;
+
+pub use app::run;
+pub use cli::Args;

@@ -1,0 +1,360 @@
+//! One proxied request, from `RequestHead` to the last response byte.
+//!
+//! 1. Parse the head into a [`ClientRequest`] (scheme, host, path, URI).
+//! 2. Select the route (`Pushpin-Route` by id when `accept_pushpin_route`, else
+//!    `RouteTable::select`); none → 502 `Route not found`.
+//! 3. Apply the route: `as_host`, path rewrite, `header=`, and the §4.9 header rules.
+//! 4. Try the targets in order. A connect/TLS failure moves on to the next target; this is safe
+//!    because the connection is established before hyper gets the request body. The `test`
+//!    target answers in-process.
+//! 5. Stream the response back within the connmgr's credits ([`forward`]).
+//!
+//! Every request logs one line ([`log::RequestLog`]), even when cancelled.
+
+pub mod forward;
+pub mod headers;
+pub mod log;
+pub mod request;
+pub mod response;
+pub mod test_target;
+
+use std::sync::Arc;
+
+use holdfast_proto::config::ProxyConfig;
+use holdfast_proto::internal::RequestHead;
+use holdfast_proto::routes::{Route, RouteRequest, RouteTable, TargetKind};
+
+use self::headers::{forward_headers, ForwardParams};
+use self::log::RequestLog;
+use self::request::{body_length, header_value, split_host_port, ClientRequest};
+use self::response::{Generated, INVALID_REQUEST, PROXY_ERROR, ROUTE_NOT_FOUND};
+use crate::client::body::{read_limited, LimitedBody};
+use crate::client::{Client, PoolKey, TlsKey};
+use crate::error::Fault;
+use crate::routes::Routes;
+use crate::session::{Inbox, SessionGuard, SessionSpawner, StreamOut};
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct ProxyContext {
+    /// `[proxy]` settings.
+    pub config: ProxyConfig,
+    /// The live routes.
+    pub routes: Routes,
+    /// The backend client and its pool.
+    pub client: Client,
+}
+
+/// Starts one task per request; plugged into the [`crate::session::Dispatcher`].
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    ctx: Arc<ProxyContext>,
+}
+
+impl Proxy {
+    /// A proxy over `ctx`.
+    pub fn new(ctx: ProxyContext) -> Self {
+        Self { ctx: Arc::new(ctx) }
+    }
+}
+
+impl SessionSpawner for Proxy {
+    fn spawn(
+        &self,
+        head: RequestHead,
+        inbox: Arc<Inbox>,
+        out: StreamOut,
+        guard: SessionGuard,
+    ) -> tokio::task::JoinHandle<()> {
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            // Held for the task's lifetime: dropping it removes the session from the table.
+            let _guard = guard;
+            run_session(&ctx, head, &inbox, &out).await;
+        })
+    }
+}
+
+/// Handles one request to the end.
+pub async fn run_session(
+    ctx: &ProxyContext,
+    head: RequestHead,
+    inbox: &Arc<Inbox>,
+    out: &StreamOut,
+) {
+    let mut log = RequestLog::new(&head.method, head.target.clone());
+    let req = match ClientRequest::from_head(&head, ctx.config.accept_x_forwarded_protocol) {
+        Ok(req) => req,
+        Err(err) => {
+            tracing::debug!("stream {}: {err}", head.id);
+            let answer = Generated::text(400, INVALID_REQUEST);
+            forward::send_generated(answer, &head.method, inbox, out, &mut log).await;
+            return;
+        }
+    };
+    log.uri = req.uri();
+    if ctx.config.log_from {
+        log.from = Some(req.peer_addr.clone());
+    }
+    log.referer = header_value(&req.headers, "Referer").map(lossy);
+    if ctx.config.log_user_agent {
+        log.user_agent = header_value(&req.headers, "User-Agent").map(lossy);
+    }
+
+    let table = ctx.routes.current();
+    let Some(route) = select_route(&table, &req, &ctx.config) else {
+        let answer = Generated::text(502, ROUTE_NOT_FOUND);
+        forward::send_generated(answer, &req.method, inbox, out, &mut log).await;
+        return;
+    };
+    log.route_id = route.id.clone();
+    proxy_to_route(ctx, &head, &req, route, inbox, out, &mut log).await;
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Route selection (reference §7.3, §8.4): with `accept_pushpin_route` a `Pushpin-Route`
+/// header selects by id and never falls back to normal selection.
+pub fn select_route<'a>(
+    table: &'a RouteTable,
+    req: &ClientRequest,
+    config: &ProxyConfig,
+) -> Option<&'a Route> {
+    if config.accept_pushpin_route {
+        if let Some(id) = header_value(&req.headers, "Pushpin-Route") {
+            let id = String::from_utf8_lossy(id);
+            return table.by_id(id.trim(), &req.path);
+        }
+    }
+    table.select(&RouteRequest {
+        host: &req.host,
+        path: &req.path,
+        websocket: false,
+        secure: req.secure,
+    })
+}
+
+/// Where a request goes for one target: the URI authority (Host header) and the connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetPlan {
+    /// `Host` header value.
+    pub host_header: String,
+    /// Pool key (connect host/port, TLS name).
+    pub key: PoolKey,
+}
+
+/// Computes the Host header and connection parameters for a host target.
+///
+/// `host`/`port` are the request URI's (after `as_host`); the target's `host=` overrides them.
+/// The TLS name is the request host, or the connect host with `trust_connect_host`.
+pub fn plan_target(
+    host: &str,
+    port: Option<u16>,
+    target: &holdfast_proto::routes::Target,
+    connect_host: &str,
+    connect_port: u16,
+) -> TargetPlan {
+    let (uri_host, uri_port) = target
+        .host
+        .as_deref()
+        .and_then(split_host_port)
+        .unwrap_or_else(|| (host.to_string(), port));
+    let tls = target.ssl.then(|| TlsKey {
+        server_name: if target.trust_connect_host {
+            connect_host.to_string()
+        } else {
+            uri_host.clone()
+        },
+        insecure: target.insecure,
+    });
+    TargetPlan {
+        host_header: request::authority(&uri_host, uri_port),
+        key: PoolKey {
+            host: connect_host.to_string(),
+            port: connect_port,
+            tls,
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn proxy_to_route(
+    ctx: &ProxyContext,
+    head: &RequestHead,
+    req: &ClientRequest,
+    route: &Route,
+    inbox: &Arc<Inbox>,
+    out: &StreamOut,
+    log: &mut RequestLog,
+) {
+    let debug = ctx.config.debug || route.props.debug;
+    let (host, port) = match route.props.as_host.as_deref().and_then(split_host_port) {
+        Some(as_host) => as_host,
+        None => (req.host.clone(), req.port),
+    };
+    let mut path = route.rewrite_path(&req.path);
+    if !path.starts_with('/') && path != "*" {
+        path.insert(0, '/');
+    }
+    let headers = forward_headers(
+        &req.headers,
+        &ForwardParams {
+            proxy: &ctx.config,
+            route_headers: &route.props.headers,
+            orig_headers: route.props.orig_headers,
+            secure: req.secure,
+            peer_addr: &req.peer_addr,
+            trusted: false,
+        },
+    );
+    let length = body_length(&req.headers, head.body.len(), head.more);
+
+    for target in &route.targets {
+        log.target = Some(target.kind.to_string());
+        match &target.kind {
+            TargetKind::Test => {
+                serve_test(&path, route, &req.method, inbox, out, log).await;
+                return;
+            }
+            TargetKind::Zhttp(_) | TargetKind::ZhttpReq(_) => {
+                tracing::warn!(
+                    "target {} is not supported by Holdfast yet; trying the next one",
+                    target.kind
+                );
+            }
+            TargetKind::Host {
+                host: connect_host,
+                port: connect_port,
+            } => {
+                let plan = plan_target(&host, port, target, connect_host, *connect_port);
+                let attempt = forward::Attempt {
+                    method: &req.method,
+                    path: &path,
+                    headers: &headers,
+                    length,
+                    plan: &plan,
+                };
+                match forward::exchange(&ctx.client, &attempt, inbox, out).await {
+                    Ok(exchange) => {
+                        forward::stream_response(exchange, &req.method, inbox, out, log).await;
+                        return;
+                    }
+                    Err(err) if err.may_try_next_target() => {
+                        tracing::debug!("stream {}: {err}; trying the next target", head.id);
+                    }
+                    Err(err) => {
+                        tracing::debug!("stream {}: {err}", head.id);
+                        let answer = match err.fault() {
+                            Fault::Client => Generated::text(400, INVALID_REQUEST),
+                            Fault::Backend | Fault::Cancelled => Generated::text(502, PROXY_ERROR),
+                        };
+                        forward::send_generated(answer, &req.method, inbox, out, log).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    let body = if debug {
+        let tried: Vec<String> = route.targets.iter().map(|t| t.kind.to_string()).collect();
+        response::connect_failed_debug(&tried)
+    } else {
+        PROXY_ERROR.to_string()
+    };
+    forward::send_generated(Generated::text(502, body), &req.method, inbox, out, log).await;
+}
+
+async fn serve_test(
+    path: &str,
+    route: &Route,
+    method: &str,
+    inbox: &Inbox,
+    out: &StreamOut,
+    log: &mut RequestLog,
+) {
+    let answer = match read_limited(inbox, out, test_target::MAX_REQUEST_BODY).await {
+        Ok(LimitedBody::Complete(_)) => {
+            test_target::respond(&test_target::test_path(path, route.path_beg.as_deref()))
+        }
+        Ok(LimitedBody::TooLarge) => Generated::text(400, test_target::TOO_LARGE),
+        Err(_) => return,
+    };
+    forward::send_generated(answer, method, inbox, out, log).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holdfast_proto::config::{Config, Overrides};
+    use holdfast_proto::internal::Header;
+    use holdfast_proto::routes::Target;
+
+    fn target() -> Target {
+        Target::new(TargetKind::Host {
+            host: "10.0.0.5".into(),
+            port: 8080,
+        })
+    }
+
+    #[test]
+    fn plan_uses_request_host_unless_overridden() {
+        let plan = plan_target("example.com", Some(8000), &target(), "10.0.0.5", 8080);
+        assert_eq!(plan.host_header, "example.com:8000");
+        assert_eq!(plan.key.to_string(), "10.0.0.5:8080");
+        assert!(plan.key.tls.is_none());
+
+        let mut t = target();
+        t.host = Some("api.internal".into());
+        t.ssl = true;
+        let plan = plan_target("example.com", Some(8000), &t, "10.0.0.5", 8080);
+        assert_eq!(plan.host_header, "api.internal");
+        assert_eq!(
+            plan.key.tls,
+            Some(TlsKey {
+                server_name: "api.internal".into(),
+                insecure: false
+            })
+        );
+
+        t.trust_connect_host = true;
+        t.insecure = true;
+        let plan = plan_target("example.com", None, &t, "10.0.0.5", 8080);
+        assert_eq!(
+            plan.key.tls,
+            Some(TlsKey {
+                server_name: "10.0.0.5".into(),
+                insecure: true
+            })
+        );
+    }
+
+    #[test]
+    fn pushpin_route_header_selects_by_id_only_when_enabled() {
+        let (table, _) = RouteTable::parse_lines(["example.com 127.0.0.1:1"]);
+        let mut config = Config::builtin(&Overrides::default()).proxy;
+        let req = ClientRequest {
+            method: "GET".into(),
+            secure: false,
+            host: "example.com".into(),
+            port: None,
+            path: "/".into(),
+            headers: vec![Header::new("Pushpin-Route", "nope")],
+            peer_addr: "1.1.1.1".into(),
+        };
+        assert!(select_route(&table, &req, &config).is_some());
+        config.accept_pushpin_route = true;
+        assert!(
+            select_route(&table, &req, &config).is_none(),
+            "unknown id: no fallback"
+        );
+        let other = ClientRequest {
+            host: "other.com".into(),
+            headers: Vec::new(),
+            ..req
+        };
+        assert!(select_route(&table, &other, &config).is_none());
+    }
+}

@@ -1,0 +1,707 @@
+//! Live streams: the session table, per-stream inboxes, and the dispatcher that routes the
+//! connmgr's messages to them.
+//!
+//! Every stream is keyed by (worker identity, [`StreamId`]): stream ids are only unique per
+//! worker. A plain proxied request is a tokio task; the table holds its [`Inbox`] (where request
+//! body and credits wait) and its abort handle, so `Closed` from the connmgr or a dead worker
+//! cancels the task, and with it the backend request. GRIP holds will later be entries of the
+//! same table that outlive their backend request.
+//!
+//! The dispatcher never waits on a session: body and credits are appended to the inbox under a
+//! short mutex and the session is woken. The inbox is bounded by the protocol itself: the
+//! connmgr may only send as much request body as the handler granted, and a connmgr that sends
+//! more gets the stream closed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use bytes::Bytes;
+use holdfast_proto::internal::{
+    Body, CloseReason, Closed, Credit, Header, RequestHead, ResponseHead, StreamId, ToConnmgr,
+    ToHandler, INITIAL_REQUEST_CREDITS,
+};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use crate::ipc::{Inbound, Outbox, OutboxClosed, WorkerId};
+
+/// Address of one stream.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    /// The connmgr worker.
+    pub worker: WorkerId,
+    /// The stream on that worker.
+    pub id: StreamId,
+}
+
+/// Why the inbox refused a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InboxError {
+    /// The connmgr sent more request body than it held credits for.
+    #[error("request body exceeds granted credits ({received} > {window})")]
+    CreditsExceeded {
+        /// Body bytes received so far.
+        received: u64,
+        /// Bytes the connmgr was allowed to send.
+        window: u64,
+    },
+    /// Body arrived after the body had ended.
+    #[error("request body after its end")]
+    BodyAfterEnd,
+}
+
+/// Where the connmgr's messages for one stream wait for the session task.
+#[derive(Debug)]
+pub struct Inbox {
+    state: Mutex<InboxState>,
+    /// Wakes the session task (credits arrived).
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct InboxState {
+    body: VecDeque<Bytes>,
+    body_ended: bool,
+    /// Request body bytes received (head included).
+    received: u64,
+    /// Request body bytes the connmgr may send in total (initial window plus grants).
+    window: u64,
+    /// Response body bytes the session may still send.
+    credits: u64,
+    /// Set when the stream is being torn down; the body reader then fails.
+    closed: bool,
+    /// The request body reader waiting for data.
+    body_waker: Option<Waker>,
+}
+
+/// A chunk taken from the inbox's request body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyPoll {
+    /// Bytes; more may follow.
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// Nothing yet; the waker will be called.
+    Pending,
+    /// The stream is gone.
+    Closed,
+}
+
+impl Inbox {
+    /// An inbox for a new request: its first body bytes and its initial response credits.
+    pub fn new(head_body: Bytes, more: bool, credits: u32) -> Self {
+        let mut state = InboxState {
+            body_ended: !more,
+            received: head_body.len() as u64,
+            window: u64::from(INITIAL_REQUEST_CREDITS),
+            credits: u64::from(credits),
+            ..InboxState::default()
+        };
+        if !head_body.is_empty() {
+            state.body.push_back(head_body);
+        }
+        Self {
+            state: Mutex::new(state),
+            notify: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        // A panic while holding this short lock cannot leave the state half-updated in a way
+        // that matters more than losing the stream, so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends request body from the connmgr.
+    pub fn push_body(&self, data: Bytes, more: bool) -> Result<(), InboxError> {
+        let waker = {
+            let mut st = self.lock();
+            if st.body_ended {
+                return Err(InboxError::BodyAfterEnd);
+            }
+            st.received += data.len() as u64;
+            if st.received > st.window {
+                return Err(InboxError::CreditsExceeded {
+                    received: st.received,
+                    window: st.window,
+                });
+            }
+            if !data.is_empty() {
+                st.body.push_back(data);
+            }
+            st.body_ended = !more;
+            st.body_waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Takes the next request body chunk, registering `waker` if there is none yet. Returns the
+    /// chunk plus whether credit should be granted for it (not once the body has ended: the
+    /// connmgr has nothing more to send).
+    pub fn poll_body(&self, waker: &Waker) -> (BodyPoll, bool) {
+        let mut st = self.lock();
+        if st.closed {
+            return (BodyPoll::Closed, false);
+        }
+        if let Some(chunk) = st.body.pop_front() {
+            let grant = !st.body_ended;
+            if grant {
+                st.window += chunk.len() as u64;
+            }
+            return (BodyPoll::Data(chunk), grant);
+        }
+        if st.body_ended {
+            return (BodyPoll::End, false);
+        }
+        st.body_waker = Some(waker.clone());
+        (BodyPoll::Pending, false)
+    }
+
+    /// True when the whole request body is in the inbox or consumed.
+    pub fn body_complete(&self) -> bool {
+        self.lock().body_ended
+    }
+
+    /// True when the body has ended and every chunk has been taken.
+    pub fn body_exhausted(&self) -> bool {
+        let st = self.lock();
+        st.body_ended && st.body.is_empty()
+    }
+
+    /// Adds response credits from the connmgr.
+    pub fn add_credits(&self, bytes: u32) {
+        self.lock().credits += u64::from(bytes);
+        self.notify.notify_one();
+    }
+
+    /// Waits until at least one response credit is available and takes up to `max`.
+    pub async fn take_credits(&self, max: usize) -> usize {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut st = self.lock();
+                if st.credits > 0 {
+                    let n = st.credits.min(max as u64);
+                    st.credits -= n;
+                    // n <= max, which is a usize.
+                    return n as usize;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes up to `max` credits without waiting.
+    pub fn try_take_credits(&self, max: usize) -> usize {
+        let mut st = self.lock();
+        let n = st.credits.min(max as u64);
+        st.credits -= n;
+        n as usize
+    }
+
+    /// Marks the stream as torn down and wakes the body reader.
+    pub fn close(&self) {
+        let waker = {
+            let mut st = self.lock();
+            st.closed = true;
+            st.body_waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        self.notify.notify_one();
+    }
+}
+
+/// The way back to the connmgr for one stream.
+#[derive(Clone, Debug)]
+pub struct StreamOut {
+    outbox: Outbox,
+    key: SessionKey,
+}
+
+impl StreamOut {
+    /// Output for the stream `key`.
+    pub fn new(outbox: Outbox, key: SessionKey) -> Self {
+        Self { outbox, key }
+    }
+
+    /// The stream's address.
+    pub fn key(&self) -> &SessionKey {
+        &self.key
+    }
+
+    /// Sends the response head (waits for outbox budget).
+    pub async fn respond(
+        &self,
+        code: u16,
+        reason: String,
+        headers: Vec<Header>,
+        body: Bytes,
+        more: bool,
+    ) -> Result<(), OutboxClosed> {
+        let head = ResponseHead {
+            id: self.key.id,
+            code,
+            reason,
+            headers,
+            body,
+            more,
+        };
+        self.outbox
+            .send(&self.key.worker, ToConnmgr::Response(head))
+            .await
+    }
+
+    /// Sends response body (waits for outbox budget).
+    pub async fn body(&self, data: Bytes, more: bool) -> Result<(), OutboxClosed> {
+        let body = Body {
+            id: self.key.id,
+            data,
+            more,
+        };
+        self.outbox
+            .send(&self.key.worker, ToConnmgr::Body(body))
+            .await
+    }
+
+    /// Grants request body credit (never waits).
+    pub fn credit(&self, bytes: u32) {
+        let credit = Credit {
+            id: self.key.id,
+            bytes,
+        };
+        let _ = self
+            .outbox
+            .push(&self.key.worker, ToConnmgr::Credit(credit));
+    }
+
+    /// Aborts the stream on the connmgr side (never waits).
+    pub fn close(&self, reason: CloseReason) {
+        let closed = Closed {
+            id: self.key.id,
+            reason,
+        };
+        let _ = self.outbox.push(&self.key.worker, ToConnmgr::Close(closed));
+    }
+}
+
+/// One entry of the session table.
+#[derive(Debug)]
+struct Entry {
+    serial: u64,
+    inbox: Arc<Inbox>,
+    abort: Option<AbortHandle>,
+}
+
+/// All live sessions, per worker.
+#[derive(Debug, Default)]
+pub struct SessionTable {
+    workers: HashMap<WorkerId, HashMap<StreamId, Entry>>,
+    count: usize,
+    next_serial: u64,
+}
+
+impl SessionTable {
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn get(&self, key: &SessionKey) -> Option<&Entry> {
+        self.workers.get(&key.worker)?.get(&key.id)
+    }
+
+    fn insert(&mut self, key: SessionKey, inbox: Arc<Inbox>) -> u64 {
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let entry = Entry {
+            serial,
+            inbox,
+            abort: None,
+        };
+        if self
+            .workers
+            .entry(key.worker)
+            .or_default()
+            .insert(key.id, entry)
+            .is_none()
+        {
+            self.count += 1;
+        }
+        serial
+    }
+
+    fn set_abort(&mut self, key: &SessionKey, abort: AbortHandle) {
+        if let Some(entry) = self
+            .workers
+            .get_mut(&key.worker)
+            .and_then(|m| m.get_mut(&key.id))
+        {
+            entry.abort = Some(abort);
+        }
+    }
+
+    /// Removes an entry; with `serial`, only if it is still that incarnation.
+    fn remove(&mut self, key: &SessionKey, serial: Option<u64>) -> Option<Entry> {
+        let streams = self.workers.get_mut(&key.worker)?;
+        if let Some(serial) = serial {
+            if streams.get(&key.id)?.serial != serial {
+                return None;
+            }
+        }
+        let entry = streams.remove(&key.id)?;
+        self.count -= 1;
+        if streams.is_empty() {
+            self.workers.remove(&key.worker);
+        }
+        Some(entry)
+    }
+
+    fn remove_worker(&mut self, worker: &WorkerId) -> Vec<Entry> {
+        let entries: Vec<Entry> = self
+            .workers
+            .remove(worker)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default();
+        self.count -= entries.len();
+        entries
+    }
+
+    fn drain(&mut self) -> Vec<(SessionKey, Entry)> {
+        self.count = 0;
+        self.workers
+            .drain()
+            .flat_map(|(worker, streams)| {
+                streams.into_iter().map(move |(id, entry)| {
+                    (
+                        SessionKey {
+                            worker: worker.clone(),
+                            id,
+                        },
+                        entry,
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Shared handle on the table.
+pub type Sessions = Arc<Mutex<SessionTable>>;
+
+fn lock(sessions: &Sessions) -> MutexGuard<'_, SessionTable> {
+    // Entries are plain data; a poisoned lock still holds a consistent map.
+    sessions.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the session from the table when its task ends, however it ends.
+#[derive(Debug)]
+pub struct SessionGuard {
+    sessions: Sessions,
+    key: SessionKey,
+    serial: u64,
+    inbox: Arc<Inbox>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.inbox.close();
+        lock(&self.sessions).remove(&self.key, Some(self.serial));
+    }
+}
+
+fn abort_entry(entry: Entry) {
+    entry.inbox.close();
+    if let Some(abort) = entry.abort {
+        abort.abort();
+    }
+}
+
+/// What the dispatcher needs from the proxy layer: a way to start a session task.
+pub trait SessionSpawner: Send + Sync + 'static {
+    /// Starts the task for a new request. The task must hold `guard` until it ends.
+    fn spawn(
+        &self,
+        head: RequestHead,
+        inbox: Arc<Inbox>,
+        out: StreamOut,
+        guard: SessionGuard,
+    ) -> tokio::task::JoinHandle<()>;
+}
+
+/// Routes the connmgr's messages to sessions. Runs until `inbound` closes.
+#[derive(Debug)]
+pub struct Dispatcher<S> {
+    sessions: Sessions,
+    outbox: Outbox,
+    spawner: S,
+    max_sessions: usize,
+    accepting: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S: SessionSpawner> Dispatcher<S> {
+    /// A dispatcher admitting at most `max_sessions` concurrent sessions.
+    pub fn new(sessions: Sessions, outbox: Outbox, spawner: S, max_sessions: usize) -> Self {
+        Self {
+            sessions,
+            outbox,
+            spawner,
+            max_sessions: max_sessions.max(1),
+            accepting: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// Clearing this flag makes the dispatcher refuse new requests (shutdown).
+    pub fn accepting(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.accepting.clone()
+    }
+
+    /// Processes inbound events until the bridge goes away.
+    pub async fn run(self, mut inbound: mpsc::Receiver<Inbound>) {
+        while let Some(event) = inbound.recv().await {
+            match event {
+                Inbound::Messages { worker, msgs } => {
+                    for msg in msgs {
+                        self.handle(&worker, msg);
+                    }
+                }
+                Inbound::WorkerGone { worker, reason } => {
+                    let entries = lock(&self.sessions).remove_worker(&worker);
+                    if !entries.is_empty() {
+                        tracing::info!(
+                            "connmgr worker {worker} {reason}: cancelling {} sessions",
+                            entries.len()
+                        );
+                    }
+                    entries.into_iter().for_each(abort_entry);
+                }
+            }
+        }
+    }
+
+    fn handle(&self, worker: &WorkerId, msg: ToHandler) {
+        match msg {
+            ToHandler::Request(head) => self.start(worker, head),
+            ToHandler::Body(body) => {
+                let key = SessionKey {
+                    worker: worker.clone(),
+                    id: body.id,
+                };
+                let inbox = lock(&self.sessions).get(&key).map(|e| e.inbox.clone());
+                match inbox {
+                    Some(inbox) => {
+                        if let Err(err) = inbox.push_body(body.data, body.more) {
+                            tracing::warn!("stream {} of {worker}: {err}; closing", body.id);
+                            self.cancel(&key);
+                            StreamOut::new(self.outbox.clone(), key).close(CloseReason::BadRequest);
+                        }
+                    }
+                    None => tracing::debug!("body for unknown stream {} of {worker}", body.id),
+                }
+            }
+            ToHandler::Credit(credit) => {
+                let key = SessionKey {
+                    worker: worker.clone(),
+                    id: credit.id,
+                };
+                match lock(&self.sessions).get(&key) {
+                    Some(entry) => entry.inbox.add_credits(credit.bytes),
+                    None => tracing::debug!("credit for unknown stream {} of {worker}", credit.id),
+                }
+            }
+            ToHandler::Closed(closed) => {
+                let key = SessionKey {
+                    worker: worker.clone(),
+                    id: closed.id,
+                };
+                tracing::debug!(
+                    "stream {} of {worker} closed by connmgr: {:?}",
+                    closed.id,
+                    closed.reason
+                );
+                self.cancel(&key);
+            }
+            // The bridge answers these itself.
+            ToHandler::Hello(_) | ToHandler::Heartbeat => {}
+        }
+    }
+
+    fn cancel(&self, key: &SessionKey) {
+        let entry = lock(&self.sessions).remove(key, None);
+        if let Some(entry) = entry {
+            abort_entry(entry);
+        }
+    }
+
+    fn start(&self, worker: &WorkerId, head: RequestHead) {
+        let key = SessionKey {
+            worker: worker.clone(),
+            id: head.id,
+        };
+        let out = StreamOut::new(self.outbox.clone(), key.clone());
+        if !self.accepting.load(std::sync::atomic::Ordering::Acquire) {
+            out.close(CloseReason::Shutdown);
+            return;
+        }
+        let mut table = lock(&self.sessions);
+        if table.get(&key).is_some() {
+            tracing::warn!(
+                "duplicate request for live stream {} of {worker}; ignored",
+                head.id
+            );
+            return;
+        }
+        if table.len() >= self.max_sessions {
+            drop(table);
+            tracing::warn!(
+                "{} sessions live (client_maxconn); refusing request on stream {} of {worker}",
+                self.max_sessions,
+                head.id
+            );
+            out.close(CloseReason::Shutdown);
+            return;
+        }
+        let inbox = Arc::new(Inbox::new(head.body.clone(), head.more, head.credits));
+        let serial = table.insert(key.clone(), inbox.clone());
+        let guard = SessionGuard {
+            sessions: self.sessions.clone(),
+            key: key.clone(),
+            serial,
+            inbox: inbox.clone(),
+        };
+        // The table lock is held across the spawn so the task cannot finish (and remove its
+        // entry) before the abort handle is stored.
+        let handle = self.spawner.spawn(head, inbox, out, guard);
+        table.set_abort(&key, handle.abort_handle());
+    }
+}
+
+/// Aborts every session (end of the shutdown deadline), telling the connmgr.
+pub fn abort_all(sessions: &Sessions, outbox: &Outbox) -> usize {
+    let entries = lock(sessions).drain();
+    let n = entries.len();
+    for (key, entry) in entries {
+        StreamOut::new(outbox.clone(), key).close(CloseReason::Shutdown);
+        abort_entry(entry);
+    }
+    n
+}
+
+/// Number of live sessions.
+pub fn live(sessions: &Sessions) -> usize {
+    lock(sessions).len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Wake};
+
+    struct Flag(std::sync::atomic::AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Waker, Arc<Flag>) {
+        let flag = Arc::new(Flag(std::sync::atomic::AtomicBool::new(false)));
+        (Waker::from(flag.clone()), flag)
+    }
+
+    #[test]
+    fn body_flows_with_grants_and_end() {
+        let inbox = Inbox::new(Bytes::from_static(b"ab"), true, 10);
+        let (w, flag) = waker();
+        assert_eq!(
+            inbox.poll_body(&w),
+            (BodyPoll::Data(Bytes::from_static(b"ab")), true)
+        );
+        assert_eq!(inbox.poll_body(&w), (BodyPoll::Pending, false));
+        inbox.push_body(Bytes::from_static(b"cd"), false).unwrap();
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(
+            inbox.poll_body(&w),
+            (BodyPoll::Data(Bytes::from_static(b"cd")), false),
+            "no grant once the body has ended"
+        );
+        assert_eq!(inbox.poll_body(&w), (BodyPoll::End, false));
+        assert_eq!(
+            inbox.push_body(Bytes::from_static(b"x"), false),
+            Err(InboxError::BodyAfterEnd)
+        );
+        let _ = Context::from_waker(&w);
+    }
+
+    #[test]
+    fn body_beyond_window_is_refused() {
+        let window = INITIAL_REQUEST_CREDITS as usize;
+        let inbox = Inbox::new(Bytes::from(vec![0u8; window - 1]), true, 0);
+        inbox.push_body(Bytes::from_static(b"x"), true).unwrap();
+        assert!(matches!(
+            inbox.push_body(Bytes::from_static(b"y"), true),
+            Err(InboxError::CreditsExceeded { .. })
+        ));
+    }
+
+    #[test]
+    fn close_fails_the_reader() {
+        let inbox = Inbox::new(Bytes::new(), true, 0);
+        let (w, flag) = waker();
+        assert_eq!(inbox.poll_body(&w).0, BodyPoll::Pending);
+        inbox.close();
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(inbox.poll_body(&w).0, BodyPoll::Closed);
+    }
+
+    #[tokio::test]
+    async fn credits_are_waited_for() {
+        let inbox = Arc::new(Inbox::new(Bytes::new(), false, 3));
+        assert_eq!(inbox.take_credits(10).await, 3);
+        assert_eq!(inbox.try_take_credits(10), 0);
+        let waiter = {
+            let inbox = inbox.clone();
+            tokio::spawn(async move { inbox.take_credits(4).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        inbox.add_credits(10);
+        assert_eq!(waiter.await.unwrap(), 4);
+        assert_eq!(inbox.try_take_credits(100), 6);
+    }
+
+    #[test]
+    fn table_remove_respects_serial() {
+        let mut table = SessionTable::default();
+        let key = SessionKey {
+            worker: WorkerId::new("w"),
+            id: StreamId(1),
+        };
+        let inbox = Arc::new(Inbox::new(Bytes::new(), false, 0));
+        let first = table.insert(key.clone(), inbox.clone());
+        assert!(table.remove(&key, Some(first + 1)).is_none());
+        assert_eq!(table.len(), 1);
+        assert!(table.remove(&key, Some(first)).is_some());
+        assert!(table.is_empty());
+        table.insert(key.clone(), inbox.clone());
+        table.insert(
+            SessionKey {
+                worker: WorkerId::new("w"),
+                id: StreamId(2),
+            },
+            inbox,
+        );
+        assert_eq!(table.remove_worker(&WorkerId::new("w")).len(), 2);
+        assert!(table.is_empty());
+    }
+}
