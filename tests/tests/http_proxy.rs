@@ -363,3 +363,42 @@ fn client_disconnect_mid_response_does_not_hurt_others() {
     let resp = get(holdfast.port, "/ok");
     assert_eq!(resp.text(), "ok\n");
 }
+
+#[test]
+fn route_conditions_and_rewrites_apply() {
+    let api = Backend::echo();
+    let site = Backend::start(|_| BackendResponse::text("site\n"));
+    let other = Backend::start(|_| BackendResponse::text("other domain\n"));
+    let holdfast = Holdfast::builder()
+        .route("# comments and blank lines are fine")
+        .route("")
+        // `header=User-Agent:` (empty value) removes the header; the target section is quoted.
+        .route(&format!(
+            "*,path_beg=/api/,replace_beg=/v1/,as_host=internal.test,header=X-Route:api,header=User-Agent: \"127.0.0.1:{}\"",
+            api.port
+        ))
+        .route(&format!("* 127.0.0.1:{}", site.port))
+        .route(&format!("other.test 127.0.0.1:{}", other.port))
+        .start();
+
+    let mut client = Client::connect(holdfast.port);
+    client.send(b"GET /api/items?x=1 HTTP/1.1\r\nHost: public.test\r\nUser-Agent: curl\r\n\r\n");
+    assert_eq!(client.read_response(false).code, 200);
+    let seen = api.last();
+    assert_eq!(seen.target, "/v1/items?x=1");
+    assert_eq!(seen.header("Host"), Some("internal.test"));
+    assert_eq!(seen.header("X-Route"), Some("api"));
+    assert!(
+        !seen.has("User-Agent"),
+        "header=Name: with an empty value removes it"
+    );
+
+    client.send(b"GET /page HTTP/1.1\r\nHost: public.test\r\n\r\n");
+    assert_eq!(client.read_response(false).text(), "site\n");
+    client.send(b"GET /api/x HTTP/1.1\r\nHost: other.test:8080\r\n\r\n");
+    assert_eq!(
+        client.read_response(false).text(),
+        "other domain\n",
+        "an exact domain beats *"
+    );
+}

@@ -207,3 +207,100 @@ fn port_flag_overrides_the_config() {
     assert_eq!(get(port, "/").code, 200);
     drop(holdfast);
 }
+
+/// Debian's shipped Pushpin 1.36 `pushpin.conf`, with only the directories and ports changed so
+/// the test can run anywhere: every other line (the `{libdir}/internal.conf` include, Pushpin's
+/// service names, zurl/mongrel2 keys, `sig_key`, ...) is as shipped.
+#[test]
+fn debian_pushpin_conf_runs_unchanged() {
+    let shipped = include_str!("../../proto/src/config/testdata/debian-1.36-pushpin.conf");
+    let dir = temp_dir("debianconf");
+    let port = free_port();
+    let replace = |text: &str, key: &str, value: String| {
+        let prefix = format!("{key}=");
+        let mut found = false;
+        let out: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with(&prefix) {
+                    found = true;
+                    format!("{key}={value}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        assert!(found, "{key} not in the shipped config");
+        out.join("\n") + "\n"
+    };
+    let mut text = shipped.to_string();
+    text = replace(&text, "rundir", dir.join("run").display().to_string());
+    text = replace(&text, "logdir", dir.join("log").display().to_string());
+    text = replace(&text, "http_port", format!("127.0.0.1:{port}"));
+    for key in ["push_in_spec", "push_in_sub_specs", "command_spec"] {
+        text = replace(&text, key, format!("tcp://127.0.0.1:{}", free_port()));
+    }
+    text = replace(&text, "push_in_http_port", free_port().to_string());
+    let config = dir.join("pushpin.conf");
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(dir.join("routes"), "* test\n").unwrap();
+
+    let out = std::fs::File::create(dir.join("runner.log")).unwrap();
+    let mut child = std::process::Command::new(binary("holdfast"))
+        .arg(format!("--config={}", config.display()))
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let ready = wait_until(Duration::from_secs(20), || get_ok(port));
+    let text = if ready {
+        get(port, "/").text()
+    } else {
+        String::new()
+    };
+    send_signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    let runner_log = std::fs::read_to_string(dir.join("runner.log")).unwrap();
+    assert!(ready, "not listening; runner log:\n{runner_log}");
+    assert_eq!(text, "Hello from the Holdfast test handler!\n");
+    assert!(status.success(), "{runner_log}");
+    assert!(!runner_log.contains("unknown config key"), "{runner_log}");
+    // Without -m, each child logs to its own file in logdir, as Pushpin's services do.
+    let handler_log =
+        std::fs::read_to_string(dir.join("log/holdfast-handler.log")).unwrap_or_default();
+    assert!(
+        handler_log.contains("GET http://"),
+        "handler log:\n{handler_log}"
+    );
+    assert!(dir.join("log/holdfast-connmgr.log").exists());
+}
+
+#[test]
+fn connections_over_client_maxconn_wait_until_one_closes() {
+    let holdfast = Holdfast::builder()
+        .route("* test")
+        .config("runner", "client_maxconn=2")
+        .config("runner", "connmgr_workers=1")
+        .start();
+    let mut first = holdfast_tests::Client::connect(holdfast.port);
+    let mut second = holdfast_tests::Client::connect(holdfast.port);
+    for client in [&mut first, &mut second] {
+        client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(client.read_response(false).code, 200);
+    }
+    // The third connection is not served while two are open...
+    let mut third = holdfast_tests::Client::connect(holdfast.port);
+    third.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    third.set_timeout(Duration::from_millis(500));
+    assert!(
+        third.try_read_response(false).is_err(),
+        "over the limit, nothing is served"
+    );
+    // ...and is served as soon as one closes.
+    drop(first);
+    third.set_timeout(Duration::from_secs(5));
+    assert_eq!(third.read_response(false).code, 200);
+    // The first two keep working.
+    second.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(second.read_response(false).code, 200);
+}
