@@ -25,6 +25,19 @@
 //! credits. The handler may send [`response_window`] response body bytes per stream before it
 //! waits for `Credit`, which the worker returns as the client's socket accepts the bytes.
 //!
+//! Response bodies come as `Response` and `Body` messages, and, for a payload published to many
+//! held streams on one worker, as one `Fanout` listing their ids: the worker frames the shared
+//! payload for each stream without copying it and charges it to each stream's credits like a
+//! `Body` with `more: true` (see [`worker`], "Fanout"). `Credit` and `Close` complete the set.
+//!
+//! # Held streams
+//!
+//! A request may wait minutes for its response (GRIP response hold) and a streamed response may
+//! stay open indefinitely between publishes (GRIP stream hold). Only `--stream-timeout` closes
+//! them: it counts time without socket I/O, and bytes written to the client count, as in
+//! Pushpin. Such a connection holds no pooled buffer while it waits. The handler's heartbeats
+//! keep it from being failed by the handler liveness check.
+//!
 //! # Where we differ from Pushpin 1.36's connection manager (condure 1.9), on purpose
 //!
 //! Observed on a running Pushpin 1.36:

@@ -157,6 +157,20 @@ pub enum ToConnmgr {
     /// sends nothing more and closes the connection; otherwise it closes the connection, which
     /// tells the client the body is truncated.
     Close(Closed),
+    /// The same body bytes for many streams at once: a published message reaching every
+    /// subscriber on this worker. The payload travels once per worker, never once per
+    /// subscriber; the worker frames it for each stream (chunked or raw) and counts it against
+    /// each stream's credits exactly like a [`ToConnmgr::Body`] with `more: true`.
+    Fanout(Fanout),
+}
+
+/// One payload appended to the response body of many streams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fanout {
+    /// The streams, all on the receiving worker. Unknown or finished ids are skipped.
+    pub ids: Vec<StreamId>,
+    /// The bytes to append to each stream's body.
+    pub data: Bytes,
 }
 
 /// Worker introduction.
@@ -432,6 +446,22 @@ mod tests {
         // A header is a 2-element array: [str name, bin value].
         let header = rmp_serde::to_vec_named(&Header::new("A", "b")).unwrap();
         assert_eq!(hex::encode(header), "92a141c40162");
+    }
+
+    #[test]
+    fn golden_bytes_fanout() {
+        let packet = Packet {
+            epoch: 1,
+            msgs: vec![ToConnmgr::Fanout(Fanout { ids: vec![StreamId(1), StreamId(2)], data: Bytes::from_static(b"x") })],
+        };
+        let expected = concat!(
+            "82", "a565706f6368", "01", "a46d736773", "91",
+            "81", "a646616e6f7574",   // {"Fanout":
+            "82",                      //   map, 2 entries
+            "a3696473", "920102",      //   "ids": [1, 2]
+            "a464617461", "c40178",    //   "data": bin8 "x"
+        );
+        assert_eq!(hex::encode(encode(&packet).unwrap()), expected);
     }
 
     #[test]

@@ -27,7 +27,22 @@
 //! # Buffers
 //!
 //! The read buffer is taken from the worker's pool on the first read and returned as soon as it
-//! is empty; the write queue likewise. An idle keep-alive connection holds neither.
+//! is empty; the write queue likewise. An idle keep-alive connection holds neither, and neither
+//! does a *held* one: a request waiting minutes for its response (GRIP response hold,
+//! long-polling) or a streamed response waiting for its next publish (GRIP stream hold) keeps
+//! only its [`Stream`] state once the request is consumed and the last bytes are written.
+//!
+//! # Timeouts
+//!
+//! Apart from the short linger after the last response, the only connection timer is the
+//! inactivity timeout (`--stream-timeout`, default 1800 s, as in Pushpin). It restarts whenever
+//! bytes are read from *or written to* the client socket (Pushpin refreshes on socket I/O too),
+//! so a stream hold that gets a publish or a keep-alive now and then never expires, and a
+//! response hold lasts until its response or this timeout. Nothing limits how long a request
+//! waits for its response or how long a response lasts. Handler messages that do not reach the
+//! socket (body queued behind a client that does not read) do not count as activity. The worker
+//! also fails in-flight streams when the *handler* falls silent (see the worker module), which a
+//! live handler prevents with its heartbeats.
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
@@ -42,7 +57,7 @@ use mio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::ctx::Ctx;
-use super::stream::{push_body, take_body, RequestBody, Resp, Stream};
+use super::stream::{push_body, push_fanout, take_body, FanoutOutcome, RequestBody, Resp, Stream};
 use super::write_queue::{Segment, WriteQueue};
 use crate::http1::chunked::{ChunkError, ChunkedDecoder};
 use crate::http1::request::{self, BodyFraming};
@@ -82,6 +97,18 @@ enum ReadOutcome {
     Full,
     WouldBlock,
     Eof,
+}
+
+/// What [`Conn::on_fanout`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FanoutDelivery {
+    /// What to do with the connection.
+    pub status: Status,
+    /// What happened to the payload.
+    pub outcome: FanoutOutcome,
+    /// Written bytes wait to be credited back: call [`Conn::flush_credit`] once the handler's
+    /// packet has been applied.
+    pub credit_deferred: bool,
 }
 
 /// A client connection.
@@ -183,14 +210,21 @@ impl Conn {
         self.drive(slot, cx)
     }
 
-    /// Makes all the progress currently possible: writes, phase changes, reads, parsing, body.
+    /// Makes all the progress currently possible: writes, phase changes, reads, parsing, body;
+    /// then credits written response bytes back to the handler.
     pub fn drive(&mut self, slot: usize, cx: &mut Ctx) -> Status {
-        let status = self.drive_inner(slot, cx);
+        let status = self.drive_quiet(slot, cx);
         if status == Status::Open {
             self.return_credit(cx);
-            if self.rbuf.is_some() && self.rstart == self.rend {
-                self.release_read_buffer(cx);
-            }
+        }
+        status
+    }
+
+    /// [`Self::drive`] without the credit return.
+    fn drive_quiet(&mut self, slot: usize, cx: &mut Ctx) -> Status {
+        let status = self.drive_inner(slot, cx);
+        if status == Status::Open && self.rbuf.is_some() && self.rstart == self.rend {
+            self.release_read_buffer(cx);
         }
         status
     }
@@ -354,6 +388,76 @@ impl Conn {
         self.drive(slot, cx)
     }
 
+    /// Appends fanout number `seq`'s payload to the open stream as a `Body` with `more: true`
+    /// would be (see [`push_fanout`]) and writes what the socket takes. The caller has matched the
+    /// stream id. Skips leave the connection untouched; a payload beyond the stream's credits
+    /// aborts it like an over-credit `Body`. Credit for the written bytes is held back (see
+    /// [`FanoutDelivery::credit_deferred`]) so that many fanouts in one packet cost one `Credit`.
+    pub fn on_fanout(
+        &mut self,
+        slot: usize,
+        data: &Bytes,
+        seq: u64,
+        cx: &mut Ctx,
+    ) -> FanoutDelivery {
+        let skipped = |outcome| FanoutDelivery {
+            status: Status::Open,
+            outcome,
+            credit_deferred: false,
+        };
+        let Some(stream) = self.stream.as_mut() else {
+            return skipped(FanoutOutcome::Finished);
+        };
+        let outcome = push_fanout(stream, &mut self.wq, data, seq, cx);
+        match outcome {
+            FanoutOutcome::Queued => {}
+            FanoutOutcome::OverCredit => {
+                return FanoutDelivery {
+                    status: self.handler_violation(
+                        slot,
+                        "response body beyond credits (fanout)",
+                        cx,
+                    ),
+                    outcome,
+                    credit_deferred: false,
+                };
+            }
+            FanoutOutcome::Duplicate | FanoutOutcome::NotStarted | FanoutOutcome::Finished => {
+                return skipped(outcome);
+            }
+        }
+        let status = self.drive_quiet(slot, cx);
+        let mut credit_deferred = false;
+        if status == Status::Open {
+            if let Some(stream) = self.stream.as_mut() {
+                if stream.resp_unacked > 0 && !stream.credit_deferred {
+                    stream.credit_deferred = true;
+                    credit_deferred = true;
+                }
+            }
+        }
+        FanoutDelivery {
+            status,
+            outcome,
+            credit_deferred,
+        }
+    }
+
+    /// Sends the credit [`Self::on_fanout`] held back, if stream `id` is still the open one.
+    pub fn flush_credit(&mut self, id: StreamId, cx: &mut Ctx) {
+        match self.stream.as_mut() {
+            Some(stream) if stream.id == id => stream.credit_deferred = false,
+            _ => return,
+        }
+        self.return_credit(cx);
+    }
+
+    /// True if the connection holds a pooled buffer (read buffer or write queue).
+    #[cfg(test)]
+    pub fn holds_buffers(&self) -> bool {
+        self.rbuf.is_some() || self.wq.holds_buffer()
+    }
+
     /// The handler accepts `bytes` more request body bytes.
     pub fn on_credit(&mut self, slot: usize, bytes: u32, cx: &mut Ctx) -> Status {
         if let Some(stream) = self.stream.as_mut() {
@@ -509,6 +613,8 @@ impl Conn {
             resp: Resp::Waiting,
             resp_avail: cx.response_window,
             resp_unacked: 0,
+            last_fanout: 0,
+            credit_deferred: false,
         });
         let input = match self.rbuf.as_ref() {
             Some(buf) => &buf[self.rstart..self.rend],

@@ -8,10 +8,26 @@
 //!
 //! 1. waits in `poll` (never while the handler socket has input: see [`HandlerLink`]);
 //! 2. handles readiness: accepts, and drives each ready connection as far as it can go;
-//! 3. drains the handler socket and applies every message to its stream;
+//! 3. drains the handler socket and applies every message to its stream (a `Fanout` to each of
+//!    its streams, see below);
 //! 4. fires expired connection timers, checks the handler's liveness, steps the shutdown;
 //! 5. sends everything the pass produced for the handler as **one** packet (a heartbeat if the
 //!    worker has been quiet for [`HEARTBEAT_INTERVAL_MS`]).
+//!
+//! # Fanout
+//!
+//! A [`ToConnmgr::Fanout`] carries one payload for many streams (a publish reaching every
+//! subscriber on this worker). Each id is looked up by its slot in O(1); the payload is framed
+//! for each live stream whose response is streaming (chunk header + shared payload + CRLF for
+//! chunked responses, the raw bytes for close-delimited HTTP/1.0, within the remaining length
+//! for a `Content-Length` response) and written at once where the socket takes it, with no copy
+//! of the payload: every queue holds a refcount. It counts against each stream's credits like a
+//! `Body` with `more: true`, and a stream it would take beyond its credits is aborted like an
+//! over-credit `Body` (the others are unaffected). Ids of streams that are gone, not yet
+//! answered or already complete are skipped and counted; the per-worker totals appear in the
+//! debug log line of every fanout and when the worker stops. Credits for bytes a fanout wrote
+//! are returned once the whole packet has been applied, one `Credit` per stream however many
+//! fanouts the packet held.
 //!
 //! # Handler liveness
 //!
@@ -31,13 +47,15 @@
 mod conn;
 mod ctx;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod write_queue;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use holdfast_proto::internal::{
-    decode, encode, CloseReason, Hello, Packet, StreamId, ToConnmgr, ToHandler,
+    decode, encode, CloseReason, Fanout, Hello, Packet, StreamId, ToConnmgr, ToHandler,
     HEARTBEAT_INTERVAL_MS, PEER_TIMEOUT_MS,
 };
 use mio::net::TcpListener;
@@ -47,6 +65,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use self::conn::{Conn, Status};
 use self::ctx::Ctx;
+use self::stream::FanoutOutcome;
 use crate::config::MAX_LISTENERS;
 use crate::handler_link::{HandlerLink, LinkError};
 use crate::shutdown::{Phase, ShutdownState};
@@ -129,6 +148,19 @@ struct Listener {
     port: u16,
 }
 
+/// Running totals of the fanouts a worker applied (logged at debug level).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct FanoutStats {
+    /// Fanout messages received.
+    messages: u64,
+    /// Stream deliveries (payload queued for a stream).
+    delivered: u64,
+    /// Ids skipped: stream gone or unknown, response not started or complete, id repeated.
+    skipped: u64,
+    /// Streams aborted because the payload exceeded their credits.
+    cut_off: u64,
+}
+
 /// A worker's event loop and everything it owns.
 pub struct Worker {
     index: u16,
@@ -150,6 +182,11 @@ pub struct Worker {
     last_tx: Instant,
     next_uid: u64,
     drain_deadline: Option<Instant>,
+    /// Sequence number of the last fanout applied (see `Stream::last_fanout`).
+    fanout_seq: u64,
+    fanout_stats: FanoutStats,
+    /// Streams whose credit return waits for the end of the current handler packet.
+    credit_due: Vec<(usize, StreamId)>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -206,6 +243,9 @@ impl Worker {
             last_tx: now,
             next_uid: 0,
             drain_deadline: None,
+            fanout_seq: 0,
+            fanout_stats: FanoutStats::default(),
+            credit_due: Vec::new(),
         })
     }
 
@@ -254,7 +294,15 @@ impl Worker {
         self.flush_outbox();
         self.link.deregister(self.poll.registry());
         self.link.close();
-        debug!(worker = self.index, "worker stopped");
+        let stats = self.fanout_stats;
+        debug!(
+            worker = self.index,
+            fanouts = stats.messages,
+            fanout_delivered = stats.delivered,
+            fanout_skipped = stats.skipped,
+            fanout_cut_off = stats.cut_off,
+            "worker stopped"
+        );
         Ok(())
     }
 
@@ -442,11 +490,16 @@ impl Worker {
         for msg in packet.msgs {
             self.dispatch(msg);
         }
+        self.flush_credit_due();
     }
 
     fn dispatch(&mut self, msg: ToConnmgr) {
+        let msg = match msg {
+            ToConnmgr::Fanout(fanout) => return self.fanout(fanout),
+            other => other,
+        };
         let (id, kind) = match &msg {
-            ToConnmgr::Hello | ToConnmgr::Heartbeat => return,
+            ToConnmgr::Hello | ToConnmgr::Heartbeat | ToConnmgr::Fanout(_) => return,
             ToConnmgr::Response(head) => (head.id, "response"),
             ToConnmgr::Body(body) => (body.id, "body"),
             ToConnmgr::Credit(credit) => (credit.id, "credit"),
@@ -465,9 +518,67 @@ impl Worker {
             ToConnmgr::Body(body) => conn.on_body(slot, body, cx),
             ToConnmgr::Credit(credit) => conn.on_credit(slot, credit.bytes, cx),
             ToConnmgr::Close(_) => conn.on_close(cx),
-            ToConnmgr::Hello | ToConnmgr::Heartbeat => Status::Open,
+            ToConnmgr::Hello | ToConnmgr::Heartbeat | ToConnmgr::Fanout(_) => Status::Open,
         };
         self.after(slot, status);
+    }
+
+    /// Appends one payload to every listed stream that can take it (see the module docs).
+    fn fanout(&mut self, fanout: Fanout) {
+        let Fanout { ids, data } = fanout;
+        self.fanout_seq += 1;
+        let seq = self.fanout_seq;
+        let mut delivered = 0u64;
+        let mut skipped = 0u64;
+        let mut cut_off = 0u64;
+        for id in ids {
+            let Some(slot) = self.stream_slot(id) else {
+                trace!(worker = self.index, stream = %id, "fanout: stream gone; skipped");
+                skipped += 1;
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            let result = conn.on_fanout(slot, &data, seq, &mut self.cx);
+            match result.outcome {
+                FanoutOutcome::Queued => delivered += 1,
+                FanoutOutcome::OverCredit => cut_off += 1,
+                other => {
+                    trace!(worker = self.index, stream = %id, "fanout: {}; skipped", other.as_str());
+                    skipped += 1;
+                }
+            }
+            if result.credit_deferred {
+                self.credit_due.push((slot, id));
+            }
+            self.after(slot, result.status);
+        }
+        let stats = &mut self.fanout_stats;
+        stats.messages += 1;
+        stats.delivered += delivered;
+        stats.skipped += skipped;
+        stats.cut_off += cut_off;
+        debug!(
+            worker = self.index,
+            bytes = data.len(),
+            delivered,
+            skipped,
+            cut_off,
+            total_delivered = stats.delivered,
+            total_skipped = stats.skipped,
+            total_cut_off = stats.cut_off,
+            "fanout"
+        );
+    }
+
+    /// Returns the credit fanouts held back while the packet was applied.
+    fn flush_credit_due(&mut self) {
+        for (slot, id) in self.credit_due.drain(..) {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.flush_credit(id, &mut self.cx);
+            }
+        }
     }
 
     fn stream_slot(&self, id: StreamId) -> Option<usize> {

@@ -1,7 +1,8 @@
 //! The state of one request/response exchange and the two pure steps that move its bodies:
 //! taking request body bytes out of the read buffer within the handler's credits
 //! ([`take_body`]), and framing response body bytes from the handler into the write queue
-//! within the credits the connection granted ([`push_body`]). No socket is touched here.
+//! within the credits the connection granted ([`push_body`], and [`push_fanout`] for a payload
+//! shared by many streams). No socket is touched here.
 
 use bytes::Bytes;
 use holdfast_proto::internal::{HttpVersion, StreamId};
@@ -65,12 +66,79 @@ pub(super) struct Stream {
     pub(super) resp_avail: u32,
     /// Response body bytes written (or discarded) but not yet credited back.
     pub(super) resp_unacked: u32,
+    /// The worker's sequence number of the last [`Fanout`] appended to this stream, so an id
+    /// listed twice in one fanout gets the payload once (0: none yet).
+    ///
+    /// [`Fanout`]: holdfast_proto::internal::Fanout
+    pub(super) last_fanout: u64,
+    /// The worker holds this stream's credit return until the end of the handler packet being
+    /// applied (so several fanouts in one packet cost one `Credit`).
+    pub(super) credit_deferred: bool,
 }
 
 impl Stream {
     /// The handler still owes (part of) the response.
     pub(super) fn in_flight(&self) -> bool {
         !matches!(self.resp, Resp::Done { .. })
+    }
+}
+
+/// What a [`push_fanout`] did with one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FanoutOutcome {
+    /// The payload was framed and queued (or, for a body-less response, discarded and credited
+    /// back, as a `Body` would be).
+    Queued,
+    /// Skipped: this fanout already reached the stream (its id was listed twice).
+    Duplicate,
+    /// Skipped: the response head has not been sent yet.
+    NotStarted,
+    /// Skipped: the response body is complete.
+    Finished,
+    /// The payload exceeds the stream's credits: a handler protocol violation, nothing queued.
+    OverCredit,
+}
+
+impl FanoutOutcome {
+    /// A short name for logs.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Duplicate => "duplicate id",
+            Self::NotStarted => "response not started",
+            Self::Finished => "response finished",
+            Self::OverCredit => "beyond credits",
+        }
+    }
+}
+
+/// Appends the payload of fanout number `seq` (non-zero, increasing per worker) to one stream,
+/// exactly as a `Body` with `more: true` would be. `data` is shared, never copied: each stream's
+/// queue holds a refcounted handle to the same bytes between its own framing segments (chunk
+/// header inline, static CRLF), which the write queue sends with one `writev`.
+pub(super) fn push_fanout(
+    stream: &mut Stream,
+    wq: &mut WriteQueue,
+    data: &Bytes,
+    seq: u64,
+    cx: &mut Ctx,
+) -> FanoutOutcome {
+    if stream.last_fanout == seq {
+        return FanoutOutcome::Duplicate;
+    }
+    match stream.resp {
+        Resp::Waiting => return FanoutOutcome::NotStarted,
+        Resp::Done { .. } => return FanoutOutcome::Finished,
+        Resp::Sending { .. } => {}
+    }
+    if data.len() > stream.resp_avail as usize {
+        return FanoutOutcome::OverCredit;
+    }
+    stream.last_fanout = seq;
+    // The stream is `Sending` and the payload within its credits: push_body cannot refuse it.
+    match push_body(stream, wq, data.clone(), true, cx) {
+        Ok(()) => FanoutOutcome::Queued,
+        Err(_) => FanoutOutcome::OverCredit,
     }
 }
 
@@ -216,6 +284,8 @@ mod tests {
             },
             resp_avail: 100,
             resp_unacked: 0,
+            last_fanout: 0,
+            credit_deferred: false,
         }
     }
 
@@ -327,5 +397,166 @@ mod tests {
             push_body(&mut s, &mut wq, Bytes::new(), true, &mut cx),
             Err("response body after its end")
         );
+    }
+
+    /// The queue's segments as (kind, bytes, payload pointer for body segments).
+    fn segments(wq: &WriteQueue) -> Vec<(&'static str, Vec<u8>, Option<*const u8>)> {
+        wq.segments()
+            .map(|s| match s {
+                Segment::Body(b) => ("body", b.to_vec(), Some(b.as_ptr())),
+                Segment::Framing(b) => ("framing", b.to_vec(), None),
+                Segment::Inline { buf, start, end } => (
+                    "inline",
+                    buf[usize::from(*start)..usize::from(*end)].to_vec(),
+                    None,
+                ),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fanout_chunked_shares_the_payload_between_framing_segments() {
+        let mut cx = cx();
+        let data = Bytes::from(b"hello".to_vec());
+        let mut queues = [WriteQueue::default(), WriteQueue::default()];
+        let mut streams = [stream(Framing::Chunked, 0), stream(Framing::Chunked, 0)];
+        for (s, wq) in streams.iter_mut().zip(queues.iter_mut()) {
+            assert_eq!(push_fanout(s, wq, &data, 1, &mut cx), FanoutOutcome::Queued);
+            assert_eq!(s.resp_avail, 95);
+            assert_eq!(
+                s.resp,
+                Resp::Sending {
+                    framing: Framing::Chunked,
+                    remaining: 0,
+                    persistent: true
+                }
+            );
+            assert_eq!(
+                segments(wq),
+                vec![
+                    ("inline", b"5\r\n".to_vec(), None),
+                    ("body", b"hello".to_vec(), Some(data.as_ptr())),
+                    ("framing", b"\r\n".to_vec(), None),
+                ],
+                "chunk header, the shared payload itself, CRLF"
+            );
+        }
+        for wq in &mut queues {
+            let (out, body) = drain(wq);
+            assert_eq!(out, b"5\r\nhello\r\n");
+            assert_eq!(body, 5, "only payload bytes count as credit");
+        }
+        // A larger payload gets a multi-digit hex size.
+        let big = Bytes::from(vec![b'x'; 0x5a]);
+        let mut s = stream(Framing::Chunked, 0);
+        let mut wq = WriteQueue::default();
+        push_fanout(&mut s, &mut wq, &big, 1, &mut cx);
+        assert_eq!(segments(&wq)[0].1, b"5a\r\n");
+    }
+
+    #[test]
+    fn fanout_close_delimited_is_raw_and_length_is_bounded() {
+        let mut cx = cx();
+        let data = Bytes::from(b"abcde".to_vec());
+        let mut wq = WriteQueue::default();
+        let mut s = stream(Framing::CloseDelimited, 0);
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 7, &mut cx),
+            FanoutOutcome::Queued
+        );
+        assert_eq!(
+            segments(&wq),
+            vec![("body", b"abcde".to_vec(), Some(data.as_ptr()))]
+        );
+        assert_eq!(drain(&mut wq).0, b"abcde");
+
+        // A known length takes what it still owes, exactly like a Body.
+        let mut s = stream(Framing::Length(8), 8);
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 1, &mut cx),
+            FanoutOutcome::Queued
+        );
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 2, &mut cx),
+            FanoutOutcome::Queued
+        );
+        let segs = segments(&wq);
+        assert_eq!(segs[1], ("body", b"abc".to_vec(), Some(data.as_ptr())));
+        assert_eq!(
+            s.resp,
+            Resp::Sending {
+                framing: Framing::Length(8),
+                remaining: 0,
+                persistent: false
+            }
+        );
+        assert_eq!(s.resp_unacked, 2, "the cut bytes are credited back");
+        assert_eq!(drain(&mut wq).0, b"abcdeabc");
+    }
+
+    #[test]
+    fn fanout_skips_and_refusals() {
+        let mut cx = cx();
+        let mut wq = WriteQueue::default();
+        let data = Bytes::from_static(b"0123456789");
+
+        let mut s = stream(Framing::Chunked, 0);
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 3, &mut cx),
+            FanoutOutcome::Queued
+        );
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 3, &mut cx),
+            FanoutOutcome::Duplicate
+        );
+        assert_eq!(s.resp_avail, 90, "a duplicate id costs nothing");
+        wq.release(&mut cx.deques);
+
+        s.resp_avail = 9;
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 4, &mut cx),
+            FanoutOutcome::OverCredit
+        );
+        assert!(
+            wq.is_empty() && s.resp_avail == 9,
+            "nothing queued beyond credits"
+        );
+
+        s.resp = Resp::Waiting;
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 5, &mut cx),
+            FanoutOutcome::NotStarted
+        );
+        s.resp = Resp::Done { persistent: true };
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 6, &mut cx),
+            FanoutOutcome::Finished
+        );
+        assert!(wq.is_empty());
+
+        // An empty payload must not become a zero-size chunk (that would end the body).
+        let mut s = stream(Framing::Chunked, 0);
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &Bytes::new(), 1, &mut cx),
+            FanoutOutcome::Queued
+        );
+        assert!(wq.is_empty());
+        assert_eq!(
+            s.resp,
+            Resp::Sending {
+                framing: Framing::Chunked,
+                remaining: 0,
+                persistent: true
+            }
+        );
+
+        // A body-less response (HEAD) discards it and credits it back, like a Body.
+        let mut s = stream(Framing::NoBody, 0);
+        assert_eq!(
+            push_fanout(&mut s, &mut wq, &data, 1, &mut cx),
+            FanoutOutcome::Queued
+        );
+        assert!(wq.is_empty());
+        assert_eq!(s.resp_unacked, 10);
     }
 }

@@ -8,6 +8,9 @@
 //! The deque itself comes from the worker's [`DequePool`] when the first segment is queued and
 //! goes back as soon as the queue drains: an idle connection holds no write buffer.
 //!
+//! A published payload fanned out to many connections is one allocation: each connection's
+//! queue holds a [`Bytes`] handle to it (a refcount), with its own framing segments around it.
+//!
 //! Body bytes are tagged so the connection can return exactly the written amount to the handler
 //! as credit.
 
@@ -102,6 +105,18 @@ impl WriteQueue {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queued
+    }
+
+    /// The queued segments, front first.
+    #[cfg(test)]
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter().flatten()
+    }
+
+    /// True if the queue holds a deque from the pool (an idle connection must not).
+    #[cfg(test)]
+    pub fn holds_buffer(&self) -> bool {
+        self.segments.is_some()
     }
 
     /// Appends a segment (empty ones are skipped).

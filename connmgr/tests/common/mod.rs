@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use holdfast_proto::internal::{
-    decode, encode, Body, Closed, Credit, Header, Packet, RequestHead, ResponseHead, StreamId,
-    ToConnmgr, ToHandler,
+    decode, encode, Body, Closed, Credit, Fanout, Header, Packet, RequestHead, ResponseHead,
+    StreamId, ToConnmgr, ToHandler,
 };
 
 /// How long any single wait in these tests may take.
@@ -201,6 +201,11 @@ impl FakeHandler {
         })]);
     }
 
+    /// Sends one payload to many streams in one message.
+    pub fn fanout(&self, ids: &[StreamId], data: &[u8]) {
+        self.send(vec![fanout_msg(ids, data)]);
+    }
+
     /// Grants request body credit.
     pub fn credit(&self, id: StreamId, bytes: u32) {
         self.send(vec![ToConnmgr::Credit(Credit { id, bytes })]);
@@ -213,6 +218,14 @@ impl FakeHandler {
             reason: holdfast_proto::internal::CloseReason::BackendError,
         })]);
     }
+}
+
+/// A `Fanout` message.
+pub fn fanout_msg(ids: &[StreamId], data: &[u8]) -> ToConnmgr {
+    ToConnmgr::Fanout(Fanout {
+        ids: ids.to_vec(),
+        data: Bytes::copy_from_slice(data),
+    })
 }
 
 /// The connection manager process; killed when dropped.
