@@ -307,6 +307,7 @@ impl Bridge {
         batch.payload += match &msg {
             ToConnmgr::Response(head) => head.body.len(),
             ToConnmgr::Body(body) => body.data.len(),
+            ToConnmgr::Fanout(fanout) => fanout.data.len() + fanout.ids.len() * 8,
             _ => 0,
         };
         batch.weight += weight;

@@ -185,6 +185,8 @@ pub(crate) fn weight(msg: &ToConnmgr) -> usize {
                     + head.reason.len()
             }
             ToConnmgr::Body(body) => body.data.len(),
+            // The payload travels once per worker; each id costs its 8 bytes in the packet.
+            ToConnmgr::Fanout(fanout) => fanout.data.len() + fanout.ids.len() * 8,
             ToConnmgr::Hello
             | ToConnmgr::Heartbeat
             | ToConnmgr::Credit(_)
