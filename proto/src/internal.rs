@@ -452,14 +452,24 @@ mod tests {
     fn golden_bytes_fanout() {
         let packet = Packet {
             epoch: 1,
-            msgs: vec![ToConnmgr::Fanout(Fanout { ids: vec![StreamId(1), StreamId(2)], data: Bytes::from_static(b"x") })],
+            msgs: vec![ToConnmgr::Fanout(Fanout {
+                ids: vec![StreamId(1), StreamId(2)],
+                data: Bytes::from_static(b"x"),
+            })],
         };
         let expected = concat!(
-            "82", "a565706f6368", "01", "a46d736773", "91",
-            "81", "a646616e6f7574",   // {"Fanout":
-            "82",                      //   map, 2 entries
-            "a3696473", "920102",      //   "ids": [1, 2]
-            "a464617461", "c40178",    //   "data": bin8 "x"
+            "82",
+            "a565706f6368",
+            "01",
+            "a46d736773",
+            "91",
+            "81",
+            "a646616e6f7574", // {"Fanout":
+            "82",             //   map, 2 entries
+            "a3696473",
+            "920102", //   "ids": [1, 2]
+            "a464617461",
+            "c40178", //   "data": bin8 "x"
         );
         assert_eq!(hex::encode(encode(&packet).unwrap()), expected);
     }

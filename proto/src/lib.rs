@@ -10,8 +10,21 @@
 //! - [`config`]: `pushpin.conf` parsing (INI, `include`, placeholders, `port_offset`) into a
 //!   validated [`config::Config`].
 //! - [`routes`]: the `routes` file syntax and route selection (reference §7.3).
+//! - [`tnetstring`]: the TNetString encoding of Pushpin's ZeroMQ publish and command sockets
+//!   (reference §2.1).
+//! - [`grip`]: GRIP instructions in origin responses: `Grip-*` headers and the
+//!   `application/grip-instruct` body (reference §4.1–4.6), with Pushpin's exact error texts.
+//! - [`publish`]: publish items from the HTTP control API (JSON) and the ZeroMQ PULL/SUB and
+//!   command sockets (JSON or tnetstring), with Pushpin's exact error texts, and JSON Patch for
+//!   `body-patch` (reference §6.1–6.4).
+//! - [`jwt`]: `Grip-Sig` tokens: signing requests to origins and trusting upstream proxies
+//!   (reference §4.10).
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod grip;
 pub mod internal;
+pub mod jwt;
+pub mod publish;
 pub mod routes;
+pub mod tnetstring;
