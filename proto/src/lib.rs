@@ -17,6 +17,7 @@
 //! - [`publish`]: publish items from the HTTP control API (JSON) and the ZeroMQ PULL/SUB and
 //!   command sockets (JSON or tnetstring), with Pushpin's exact error texts, and JSON Patch for
 //!   `body-patch` (reference §6.1–6.4).
+//! - [`logfmt`]: the log line format all processes share.
 //! - [`jwt`]: `Grip-Sig` tokens: signing requests to origins and trusting upstream proxies
 //!   (reference §4.10).
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod config;
 pub mod grip;
 pub mod internal;
 pub mod jwt;
+pub mod logfmt;
 pub mod publish;
 pub mod routes;
 pub mod tnetstring;

@@ -1,9 +1,11 @@
-//! The runner's own log lines: `[LEVEL] YYYY-MM-DD hh:mm:ss.mmm [runner] message`, the format
-//! Pushpin's runner uses, so existing log scrapers keep working.
+//! The runner's own log lines, in the format all processes share (`holdfast_proto::logfmt`):
+//! `[LEVEL] YYYY-MM-DD hh:mm:ss.mmm [runner] message`.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use holdfast_proto::logfmt;
 
 /// Log levels, numbered as Pushpin numbers them (`--loglevel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,17 +18,6 @@ pub enum Level {
     Info = 2,
     /// 3
     Debug = 3,
-}
-
-impl Level {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Error => "ERR",
-            Self::Warn => "WARN",
-            Self::Info => "INFO",
-            Self::Debug => "DEBUG",
-        }
-    }
 }
 
 /// A cloneable sink shared by the runner and the threads that relay the children's output, so
@@ -51,12 +42,8 @@ impl Sink {
         if level as u8 > self.level {
             return;
         }
-        self.raw(&format!(
-            "[{}] {} [runner] {}",
-            level.label(),
-            timestamp(SystemTime::now()),
-            message
-        ));
+        let prefix = logfmt::prefix(level as u8, "runner", SystemTime::now());
+        self.raw(&format!("{prefix}{message}"));
     }
 
     /// Writes one line verbatim (a child's output).
@@ -66,50 +53,5 @@ impl Sink {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
-    }
-}
-
-/// Formats a time as `YYYY-MM-DD hh:mm:ss.mmm` (UTC).
-pub fn timestamp(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn formats_known_instants() {
-        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01 00:00:00.000");
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_356_822_123);
-        assert_eq!(timestamp(t), "2026-11-22 14:13:42.123");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(timestamp(leap), "2000-02-29 00:00:00.000");
     }
 }
