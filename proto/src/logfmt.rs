@@ -86,6 +86,7 @@ mod tracing_format {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(false)
             .event_format(PushpinFormat { service })
             .try_init();
     }

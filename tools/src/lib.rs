@@ -4,7 +4,9 @@
 //!   and `holdfast-connmgr` with explicit flags, merges or files their logs, relays signals and
 //!   stops everything if one of them dies.
 //! - [`log`]: the one-line log format the runner writes.
+//! - [`publish`]: the `holdfast-publish` command, a drop-in for `pushpin-publish`.
 #![deny(unsafe_code)]
 
 pub mod log;
+pub mod publish;
 pub mod runner;
