@@ -16,6 +16,8 @@
 //!   edge-triggered `ZMQ_FD`.
 //! - [`pool`], [`timer`]: per-worker buffer free lists and the connection timing wheel.
 //! - [`shutdown`]: signal handling (SIGINT/SIGTERM drain, a second signal stops at once).
+//! - [`ws`]: the sans-IO WebSocket codec (handshake, frames, masking, message assembly,
+//!   permessage-deflate), unit-tested on its own.
 //!
 //! # What the handler sees
 //!
@@ -64,6 +66,7 @@ pub mod pool;
 pub mod shutdown;
 pub mod timer;
 pub mod worker;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
