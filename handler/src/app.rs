@@ -22,10 +22,14 @@ use tokio::sync::mpsc;
 use crate::cli::{Args, Settings};
 use crate::client::tls::TlsConfigs;
 use crate::client::{Client, REAP_INTERVAL};
+use crate::control::ControlServer;
 use crate::error::RunError;
+use crate::grip::hub::HubConfig;
+use crate::grip::sign::Signer;
+use crate::grip::GripRuntime;
 use crate::ipc::bridge;
 use crate::proxy::{Proxy, ProxyContext};
-use crate::session::{abort_all, live, Dispatcher, Sessions};
+use crate::session::{abort_all, live_tasks, Dispatcher, Sessions};
 use crate::{logging, routes};
 
 /// How long sessions in flight may take to finish after a stop signal.
@@ -99,11 +103,61 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
     let outbox = bridge.outbox();
 
     let sessions: Sessions = Arc::default();
+    let handler_cfg = &settings.config.handler;
+    let hub_config = HubConfig {
+        update_on_first_subscription: handler_cfg.update_on_first_subscription,
+        subscription_linger: Duration::from_secs(u64::from(handler_cfg.subscription_linger)),
+        message_wait: Duration::from_millis(u64::from(handler_cfg.message_wait)),
+        id_cache_ttl: Duration::from_secs(u64::from(handler_cfg.id_cache_ttl)),
+        connection_subscription_max: handler_cfg.connection_subscription_max as usize,
+    };
+    let (grip, resumes) = GripRuntime::new(hub_config.clone(), outbox.clone(), sessions.clone());
+    let proxy_cfg = &settings.config.proxy;
+    let routes_dir = proxy_cfg
+        .routesfile
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| settings.config.dir.clone());
+    let signer = Signer::new(
+        &proxy_cfg.sig_iss,
+        &proxy_cfg.sig_key,
+        &proxy_cfg.upstream_key,
+        &settings.config.dir,
+        &routes_dir,
+    );
     let proxy = Proxy::new(ProxyContext {
         config: settings.config.proxy.clone(),
         routes,
         client: client.clone(),
+        grip: grip.clone(),
+        hub_config,
+        signer,
+        outbox: outbox.clone(),
     });
+    let ticker = tokio::spawn(grip.clone().run_ticker());
+    let resumer = tokio::spawn(proxy.clone().run_resumer(resumes));
+    let control = match handler_cfg.push_in_http_listen() {
+        Some(addr) => match ControlServer::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!("control API listening on {addr}");
+                let server = ControlServer {
+                    grip: grip.clone(),
+                    outbox: outbox.clone(),
+                    max_headers_size: handler_cfg.push_in_http_max_headers_size,
+                    max_body_size: handler_cfg.push_in_http_max_body_size,
+                };
+                Some(tokio::spawn(server.run(listener)))
+            }
+            Err(err) => {
+                tracing::warn!(
+                    "cannot bind the control API at {addr}: {err}; publishing over HTTP is off"
+                );
+                None
+            }
+        },
+        None => None,
+    };
     // Pushpin: max_open_requests, capped by client_maxconn.
     let max_sessions = settings
         .config
@@ -144,13 +198,13 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
 
     if failure.is_none() {
         accepting.store(false, Ordering::Release);
-        let n = live(&sessions);
+        let n = live_tasks(&sessions);
         tracing::info!(
             "stopping: refusing new requests, waiting up to {}s for {n} sessions",
             SHUTDOWN_GRACE.as_secs()
         );
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while live(&sessions) > 0 {
+        while live_tasks(&sessions) > 0 {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 _ = term.recv() => second_signal(),
@@ -162,10 +216,20 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
                 break;
             }
         }
+        // Held GRIP requests have nothing to finish: close them.
+        let held = abort_all(&sessions, &outbox);
+        if held > 0 {
+            tracing::info!("closed {held} held requests");
+        }
     }
 
     reloader.abort();
     reaper.abort();
+    ticker.abort();
+    resumer.abort();
+    if let Some(control) = control {
+        control.abort();
+    }
     dispatch.abort();
     if tokio::task::spawn_blocking(move || bridge.stop())
         .await

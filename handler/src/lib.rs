@@ -28,17 +28,23 @@
 //! * [`proxy`]: what happens to one request: route selection, header rewriting (reference §4.9),
 //!   target fall-through, error texts (§4.11), the built-in test target, streaming with credits.
 //! * [`client`]: the backend HTTP/1.1 client with its connection pool and TLS.
+//! * [`grip`]: GRIP over HTTP — the hub (held requests, subscriptions, delivery with one
+//!   `Fanout` per worker, credits, timers), publish pipeline, Grip-Sig, CORS. A held request
+//!   is a task-less entry of the session table owned by the hub.
+//! * [`control`]: the HTTP publish API (`/publish/`, `/recover`).
 //! * [`routes`]: loading and hot-reloading the routes table.
 //! * [`app`]: process wiring, signals and staged shutdown.
 //!
-//! GRIP, publishing and WebSockets come later: the seams are marked `GRIP seam` in the code.
+//! WebSockets, ZeroMQ publish inputs and stats come later.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod control;
 pub mod error;
+pub mod grip;
 pub mod ipc;
 pub mod logging;
 pub mod proxy;

@@ -73,7 +73,16 @@ struct InboxState {
     closed: bool,
     /// The request body reader waiting for data.
     body_waker: Option<Waker>,
+    /// Request body chunks handed out so far (shared `Bytes`, not copies), kept so a GRIP
+    /// hold can re-request the origin later; `None` once more than [`CAPTURE_LIMIT`] bytes
+    /// went by.
+    captured: Option<Vec<Bytes>>,
+    captured_len: usize,
 }
+
+/// Request body bytes remembered for GRIP retries (Pushpin's limit: a larger request body
+/// cannot be held, §4.1).
+pub const CAPTURE_LIMIT: usize = 100_000;
 
 /// A chunk taken from the inbox's request body.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,6 +105,7 @@ impl Inbox {
             received: head_body.len() as u64,
             window: u64::from(INITIAL_REQUEST_CREDITS),
             credits: u64::from(credits),
+            captured: Some(Vec::new()),
             ..InboxState::default()
         };
         if !head_body.is_empty() {
@@ -148,6 +158,12 @@ impl Inbox {
             return (BodyPoll::Closed, false);
         }
         if let Some(chunk) = st.body.pop_front() {
+            st.captured_len += chunk.len();
+            if st.captured_len > CAPTURE_LIMIT {
+                st.captured = None;
+            } else if let Some(captured) = &mut st.captured {
+                captured.push(chunk.clone());
+            }
             let grant = !st.body_ended;
             if grant {
                 st.window += chunk.len() as u64;
@@ -159,6 +175,28 @@ impl Inbox {
         }
         st.body_waker = Some(waker.clone());
         (BodyPoll::Pending, false)
+    }
+
+    /// The request body read so far, if it fit in [`CAPTURE_LIMIT`]; `None` if it was larger.
+    pub fn captured_body(&self) -> Option<Bytes> {
+        let st = self.lock();
+        if !st.body_ended {
+            return None;
+        }
+        let chunks = st.captured.as_ref()?;
+        let chunks: Vec<Bytes> = chunks
+            .iter()
+            .cloned()
+            .chain(st.body.iter().cloned())
+            .collect();
+        if chunks.iter().map(Bytes::len).sum::<usize>() > CAPTURE_LIMIT {
+            return None;
+        }
+        Some(match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks[0].clone(),
+            _ => Bytes::from(chunks.concat()),
+        })
     }
 
     /// True when the whole request body is in the inbox or consumed.
@@ -174,8 +212,18 @@ impl Inbox {
 
     /// Adds response credits from the connmgr.
     pub fn add_credits(&self, bytes: u32) {
-        self.lock().credits += u64::from(bytes);
+        self.add_credits_u64(u64::from(bytes));
+    }
+
+    /// Adds response credits carried over from a held session.
+    pub fn add_credits_u64(&self, bytes: u64) {
+        self.lock().credits += bytes;
         self.notify.notify_one();
+    }
+
+    /// Takes every response credit left (the stream is being handed to the GRIP hub).
+    pub fn take_all_credits(&self) -> u64 {
+        std::mem::take(&mut self.lock().credits)
     }
 
     /// Waits until at least one response credit is available and takes up to `max`.
@@ -291,11 +339,21 @@ impl StreamOut {
 }
 
 /// One entry of the session table.
+///
+/// A *held* entry (a GRIP hold owned by the hub) has no task and no inbox: its credits and its
+/// end go to the [`SessionSpawner`]'s hold hooks instead, so an idle held request costs only
+/// this entry plus the hub's record of it.
 #[derive(Debug)]
 struct Entry {
     serial: u64,
-    inbox: Arc<Inbox>,
+    inbox: Option<Arc<Inbox>>,
     abort: Option<AbortHandle>,
+}
+
+impl Entry {
+    fn is_held(&self) -> bool {
+        self.inbox.is_none()
+    }
 }
 
 /// All live sessions, per worker.
@@ -321,12 +379,16 @@ impl SessionTable {
         self.workers.get(&key.worker)?.get(&key.id)
     }
 
+    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Entry> {
+        self.workers.get_mut(&key.worker)?.get_mut(&key.id)
+    }
+
     fn insert(&mut self, key: SessionKey, inbox: Arc<Inbox>) -> u64 {
         self.next_serial += 1;
         let serial = self.next_serial;
         let entry = Entry {
             serial,
-            inbox,
+            inbox: Some(inbox),
             abort: None,
         };
         if self
@@ -367,11 +429,11 @@ impl SessionTable {
         Some(entry)
     }
 
-    fn remove_worker(&mut self, worker: &WorkerId) -> Vec<Entry> {
-        let entries: Vec<Entry> = self
+    fn remove_worker(&mut self, worker: &WorkerId) -> Vec<(StreamId, Entry)> {
+        let entries: Vec<(StreamId, Entry)> = self
             .workers
             .remove(worker)
-            .map(|m| m.into_values().collect())
+            .map(|m| m.into_iter().collect())
             .unwrap_or_default();
         self.count -= entries.len();
         entries
@@ -404,24 +466,98 @@ fn lock(sessions: &Sessions) -> MutexGuard<'_, SessionTable> {
     sessions.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Removes the session from the table when its task ends, however it ends.
+/// Removes the session from the table when its task ends, however it ends — unless the task
+/// handed the stream to the GRIP hub with [`SessionGuard::into_held`].
 #[derive(Debug)]
 pub struct SessionGuard {
     sessions: Sessions,
     key: SessionKey,
     serial: u64,
     inbox: Arc<Inbox>,
+    armed: bool,
+}
+
+impl SessionGuard {
+    /// The table serial of this incarnation of the stream.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The session table this guard belongs to.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Turns the entry into a held one: it stays in the table after the task ends, without a
+    /// task or inbox; from now on the connmgr's credits and close for the stream go to the
+    /// spawner's hold hooks. Returns false (and keeps the guard armed) if the entry is gone
+    /// (the stream was closed meanwhile).
+    pub fn into_held(&mut self) -> bool {
+        let mut table = lock(&self.sessions);
+        match table.get_mut(&self.key) {
+            Some(entry) if entry.serial == self.serial => {
+                entry.inbox = None;
+                entry.abort = None;
+                self.armed = false;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.inbox.close();
-        lock(&self.sessions).remove(&self.key, Some(self.serial));
+        if self.armed {
+            lock(&self.sessions).remove(&self.key, Some(self.serial));
+        }
     }
 }
 
+/// Gives a held stream a task again (a GRIP retry or next-link fetch): the entry gets a fresh
+/// inbox holding `body` (the complete request body) and `credits`, and `spawn` starts the task.
+/// False if the entry is gone or not held by incarnation `serial`.
+pub fn resume_held(
+    sessions: &Sessions,
+    key: &SessionKey,
+    serial: u64,
+    credits: u64,
+    body: Bytes,
+    spawn: impl FnOnce(Arc<Inbox>, SessionGuard) -> tokio::task::JoinHandle<()>,
+) -> bool {
+    let mut table = lock(sessions);
+    let inbox = match table.get_mut(key) {
+        Some(entry) if entry.serial == serial && entry.is_held() => {
+            let inbox = Arc::new(Inbox::new(body, false, 0));
+            inbox.add_credits_u64(credits);
+            entry.inbox = Some(inbox.clone());
+            inbox
+        }
+        _ => return false,
+    };
+    let guard = SessionGuard {
+        sessions: sessions.clone(),
+        key: key.clone(),
+        serial,
+        inbox: inbox.clone(),
+        armed: true,
+    };
+    // The lock is held across the spawn so the task cannot end before its handle is stored.
+    let handle = spawn(inbox, guard);
+    table.set_abort(key, handle.abort_handle());
+    true
+}
+
+/// Removes a held entry once the hub is done with it (response complete or stream ended).
+pub fn release_held(sessions: &Sessions, key: &SessionKey, serial: u64) {
+    lock(sessions).remove(key, Some(serial));
+}
+
 fn abort_entry(entry: Entry) {
-    entry.inbox.close();
+    if let Some(inbox) = entry.inbox {
+        inbox.close();
+    }
     if let Some(abort) = entry.abort {
         abort.abort();
     }
@@ -437,6 +573,12 @@ pub trait SessionSpawner: Send + Sync + 'static {
         out: StreamOut,
         guard: SessionGuard,
     ) -> tokio::task::JoinHandle<()>;
+
+    /// Response credits for a held stream (see [`SessionGuard::into_held`]).
+    fn held_credit(&self, _key: &SessionKey, _bytes: u32) {}
+
+    /// A held stream ended on the client side (or its worker went away).
+    fn held_closed(&self, _key: &SessionKey) {}
 }
 
 /// Routes the connmgr's messages to sessions. Runs until `inbound` closes.
@@ -483,7 +625,15 @@ impl<S: SessionSpawner> Dispatcher<S> {
                             entries.len()
                         );
                     }
-                    entries.into_iter().for_each(abort_entry);
+                    for (id, entry) in entries {
+                        if entry.is_held() {
+                            self.spawner.held_closed(&SessionKey {
+                                worker: worker.clone(),
+                                id,
+                            });
+                        }
+                        abort_entry(entry);
+                    }
                 }
             }
         }
@@ -499,7 +649,11 @@ impl<S: SessionSpawner> Dispatcher<S> {
                 };
                 let inbox = lock(&self.sessions).get(&key).map(|e| e.inbox.clone());
                 match inbox {
-                    Some(inbox) => {
+                    // A held request's body was read completely before the hold.
+                    Some(None) => {
+                        tracing::debug!("body for held stream {} of {worker}", body.id)
+                    }
+                    Some(Some(inbox)) => {
                         if let Err(err) = inbox.push_body(body.data, body.more) {
                             tracing::warn!("stream {} of {worker}: {err}; closing", body.id);
                             self.cancel(&key);
@@ -514,8 +668,10 @@ impl<S: SessionSpawner> Dispatcher<S> {
                     worker: worker.clone(),
                     id: credit.id,
                 };
-                match lock(&self.sessions).get(&key) {
-                    Some(entry) => entry.inbox.add_credits(credit.bytes),
+                let inbox = lock(&self.sessions).get(&key).map(|e| e.inbox.clone());
+                match inbox {
+                    Some(Some(inbox)) => inbox.add_credits(credit.bytes),
+                    Some(None) => self.spawner.held_credit(&key, credit.bytes),
                     None => tracing::debug!("credit for unknown stream {} of {worker}", credit.id),
                 }
             }
@@ -539,6 +695,9 @@ impl<S: SessionSpawner> Dispatcher<S> {
     fn cancel(&self, key: &SessionKey) {
         let entry = lock(&self.sessions).remove(key, None);
         if let Some(entry) = entry {
+            if entry.is_held() {
+                self.spawner.held_closed(key);
+            }
             abort_entry(entry);
         }
     }
@@ -578,6 +737,7 @@ impl<S: SessionSpawner> Dispatcher<S> {
             key: key.clone(),
             serial,
             inbox: inbox.clone(),
+            armed: true,
         };
         // The table lock is held across the spawn so the task cannot finish (and remove its
         // entry) before the abort handle is stored.
@@ -600,6 +760,18 @@ pub fn abort_all(sessions: &Sessions, outbox: &Outbox) -> usize {
 /// Number of live sessions.
 pub fn live(sessions: &Sessions) -> usize {
     lock(sessions).len()
+}
+
+/// Number of live sessions that have a task (held GRIP requests excluded): what a stop waits
+/// for before closing the rest.
+pub fn live_tasks(sessions: &Sessions) -> usize {
+    let table = lock(sessions);
+    table
+        .workers
+        .values()
+        .flat_map(|m| m.values())
+        .filter(|e| !e.is_held())
+        .count()
 }
 
 #[cfg(test)]

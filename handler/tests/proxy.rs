@@ -305,8 +305,17 @@ fn test_target() {
         "/t/stream",
         &[("Host", "h")],
     ))]);
-    let (head, _) = cm.response(StreamId(6));
-    assert_eq!(head.code, 501, "GRIP holds are not implemented yet");
+    match cm.expect("stream hold head") {
+        ToConnmgr::Response(head) => {
+            assert_eq!(head.id, StreamId(6));
+            assert_eq!(head.code, 200);
+            assert!(head.more, "a stream hold keeps the response open");
+            assert_eq!(head.body.as_ref(), b"[stream opened]\n");
+            assert_eq!(header(&head, "Grip-Hold"), None);
+            assert_eq!(header(&head, "Content-Length"), None);
+        }
+        other => panic!("expected the stream head, got {other:?}"),
+    }
     handler.wait_log("GET http://h/t/foo -> test code=404 22");
 }
 

@@ -62,6 +62,15 @@ pub const REAP_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a finished connection may take to become ready for the next request.
 const READY_WAIT: Duration = Duration::from_secs(1);
 
+/// Connection attempts in flight per target. A burst of hundreds of simultaneous connects
+/// (every held long-poll re-requested at once) overflows a small backend's accept queue, and
+/// the kernel then drops SYNs, costing each client seconds of retransmission backoff; a few
+/// connects at a time plus reuse of returned connections serves the burst far faster.
+pub const MAX_CONNECTS_PER_TARGET: usize = 4;
+
+/// Targets whose connect limiter is remembered before idle limiters are forgotten.
+const MAX_LIMITERS: usize = 1024;
+
 /// Identifies interchangeable backend connections.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolKey {
@@ -179,6 +188,7 @@ impl IdleMap {
 struct ClientInner {
     tls: TlsConfigs,
     idle: Mutex<IdleMap>,
+    connecting: Mutex<HashMap<PoolKey, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// The backend client. Cheap to clone.
@@ -237,6 +247,7 @@ impl Client {
             inner: Arc::new(ClientInner {
                 tls,
                 idle: Mutex::new(IdleMap::default()),
+                connecting: Mutex::default(),
             }),
         }
     }
@@ -259,19 +270,45 @@ impl Client {
         self.idle().reap(Instant::now())
     }
 
-    /// An idle pooled connection for `key`, or a new one.
+    /// An idle pooled connection for `key`, or a new one (at most
+    /// [`MAX_CONNECTS_PER_TARGET`] connects in flight per target; waiting callers take a
+    /// connection returned to the pool meanwhile).
     pub async fn checkout(&self, key: &PoolKey) -> Result<Conn, ProxyError> {
-        let idle = self.idle().take(key, Instant::now());
-        if let Some(idle) = idle {
-            return Ok(Conn {
-                key: key.clone(),
-                sender: idle.sender,
-                task: TaskGuard(Some(idle.task)),
-                reused: true,
-                client: self.clone(),
-            });
+        if let Some(conn) = self.take_idle(key) {
+            return Ok(conn);
+        }
+        let limiter = self.limiter(key);
+        // The semaphore is never closed, so acquiring only fails if it were; connect anyway.
+        let _permit = limiter.acquire().await.ok();
+        if let Some(conn) = self.take_idle(key) {
+            return Ok(conn);
         }
         self.connect(key).await
+    }
+
+    fn take_idle(&self, key: &PoolKey) -> Option<Conn> {
+        let idle = self.idle().take(key, Instant::now())?;
+        Some(Conn {
+            key: key.clone(),
+            sender: idle.sender,
+            task: TaskGuard(Some(idle.task)),
+            reused: true,
+            client: self.clone(),
+        })
+    }
+
+    fn limiter(&self, key: &PoolKey) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self
+            .inner
+            .connecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_LIMITERS && !map.contains_key(key) {
+            map.retain(|_, s| s.available_permits() < MAX_CONNECTS_PER_TARGET);
+        }
+        map.entry(key.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTS_PER_TARGET)))
+            .clone()
     }
 
     /// A new connection for `key` (TCP, TLS if asked, HTTP/1 handshake).

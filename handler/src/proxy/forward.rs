@@ -153,6 +153,83 @@ pub async fn exchange(
     }
 }
 
+/// A backend response read completely (a GRIP instruction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Buffered {
+    /// Status code.
+    pub code: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Headers (hop-by-hop removed).
+    pub headers: Vec<Header>,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// Why a response could not be buffered.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    /// The body is longer than the limit.
+    #[error("GRIP instruct response too large from {0}")]
+    TooLarge(String),
+    /// The body broke off.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
+
+impl Exchange {
+    /// The response headers as they would be sent on (hop-by-hop removed).
+    pub fn headers(&self) -> Vec<Header> {
+        response_headers(self.response.headers())
+    }
+
+    /// The target's `host:port`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Reads the whole response (at most `limit` body bytes) and returns the connection to
+    /// the pool.
+    pub async fn buffer(self, limit: usize) -> Result<Buffered, BufferError> {
+        let Exchange {
+            response,
+            conn,
+            request_body_sent,
+            target,
+        } = self;
+        let (parts, mut body) = response.into_parts();
+        let code = parts.status.as_u16();
+        let reason = parts
+            .extensions
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+            .unwrap_or_else(|| reason_phrase(code).to_string());
+        let headers = response_headers(&parts.headers);
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|source| ProxyError::ResponseBody {
+                target: target.clone(),
+                source,
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(BufferError::TooLarge(target));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        if request_body_sent.load(Ordering::Acquire) {
+            conn.release();
+        }
+        Ok(Buffered {
+            code,
+            reason,
+            headers,
+            body: buf.freeze(),
+        })
+    }
+}
+
 /// Streams a backend response to the connmgr within credits, then returns the connection to
 /// the pool if the exchange completed cleanly.
 pub async fn stream_response(
@@ -161,6 +238,18 @@ pub async fn stream_response(
     inbox: &Inbox,
     out: &StreamOut,
     log: &mut RequestLog,
+) {
+    stream_response_with(exchange, method, inbox, out, log, None).await;
+}
+
+/// [`stream_response`], adding CORS headers (auto cross-origin) when `cors` is given.
+pub async fn stream_response_with(
+    exchange: Exchange,
+    method: &str,
+    inbox: &Inbox,
+    out: &StreamOut,
+    log: &mut RequestLog,
+    cors: Option<&crate::grip::cors::CorsRequest>,
 ) {
     let Exchange {
         response,
@@ -175,7 +264,10 @@ pub async fn stream_response(
         .get::<hyper::ext::ReasonPhrase>()
         .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
         .unwrap_or_else(|| reason_phrase(code).to_string());
-    let headers = response_headers(&parts.headers);
+    let mut headers = response_headers(&parts.headers);
+    if let Some(cors) = cors {
+        cors.apply(&mut headers);
+    }
 
     // Whatever body already arrived with the head goes out in the same message.
     let mut pending = Bytes::new();

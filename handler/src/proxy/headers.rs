@@ -61,9 +61,8 @@ pub struct ForwardParams<'a> {
     pub secure: bool,
     /// Client IP, for `X-Forwarded-For: append`.
     pub peer_addr: &'a str,
-    /// GRIP seam: the client proved itself with `upstream_key` (always false until the GRIP
-    /// work lands). Trusted clients keep their `Grip-*` headers and use
-    /// `x_forwarded_for_trusted`.
+    /// The client proved itself with `upstream_key` (`grip::sign`). Trusted clients keep
+    /// their `Grip-*` headers and use `x_forwarded_for_trusted`.
     pub trusted: bool,
 }
 
@@ -112,8 +111,8 @@ pub fn forward_headers(incoming: &[Header], p: &ForwardParams<'_>) -> Vec<Header
     if !p.trusted {
         headers.retain(|h| !starts_with_ignore_case(&h.0, "Grip-"));
     }
-    // GRIP seam: Grip-Sig (JWT from sig_iss/sig_key, §4.10) and Grip-Feature are added here
-    // when the route has GRIP enabled (not `no_grip`) and the client is not trusted.
+    // Grip-Sig and Grip-Feature are added by the caller (`grip::sign`) when the route has GRIP
+    // enabled and the client is not trusted.
 
     let set_proto = p.proxy.set_x_forwarded_protocol;
     if p.proxy.accept_x_forwarded_protocol || set_proto.is_some() {

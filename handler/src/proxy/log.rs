@@ -16,6 +16,8 @@ pub enum Outcome {
     },
     /// The exchange failed or was cancelled.
     Error,
+    /// The request was handed to the GRIP hub (held).
+    Accept,
 }
 
 /// The fields of one log line.
@@ -37,6 +39,8 @@ pub struct RequestLog {
     pub user_agent: Option<String>,
     /// The outcome.
     pub outcome: Outcome,
+    /// This request is a GRIP retry of a held request (Pushpin appends ` retry`).
+    pub retry: bool,
     /// Set once written.
     written: bool,
 }
@@ -53,6 +57,7 @@ impl RequestLog {
             route_id: None,
             user_agent: None,
             outcome: Outcome::Error,
+            retry: false,
             written: false,
         }
     }
@@ -81,6 +86,10 @@ impl RequestLog {
                 line.push_str(&format!(" code={code} {body_bytes}"));
             }
             Outcome::Error => line.push_str(" error"),
+            Outcome::Accept => line.push_str(" accept"),
+        }
+        if self.retry {
+            line.push_str(" retry");
         }
         if let Some(ua) = &self.user_agent {
             line.push_str(" ua=");

@@ -12,6 +12,7 @@
 //! Every request logs one line ([`log::RequestLog`]), even when cancelled.
 
 pub mod forward;
+pub mod grip_flow;
 pub mod headers;
 pub mod log;
 pub mod request;
@@ -24,6 +25,7 @@ use holdfast_proto::config::ProxyConfig;
 use holdfast_proto::internal::RequestHead;
 use holdfast_proto::routes::{Route, RouteRequest, RouteTable, TargetKind};
 
+use self::grip_flow::GripSession;
 use self::headers::{forward_headers, ForwardParams};
 use self::log::RequestLog;
 use self::request::{body_length, header_value, split_host_port, ClientRequest};
@@ -31,8 +33,13 @@ use self::response::{Generated, INVALID_REQUEST, PROXY_ERROR, ROUTE_NOT_FOUND};
 use crate::client::body::{read_limited, LimitedBody};
 use crate::client::{Client, PoolKey, TlsKey};
 use crate::error::Fault;
+use crate::grip::cors::CorsRequest;
+use crate::grip::hub::{HubConfig, Resume, ResumeKind};
+use crate::grip::sign::Signer;
+use crate::grip::GripRuntime;
+use crate::ipc::Outbox;
 use crate::routes::Routes;
-use crate::session::{Inbox, SessionGuard, SessionSpawner, StreamOut};
+use crate::session::{resume_held, Inbox, SessionGuard, SessionKey, SessionSpawner, StreamOut};
 
 /// What every session shares.
 #[derive(Debug)]
@@ -43,6 +50,14 @@ pub struct ProxyContext {
     pub routes: Routes,
     /// The backend client and its pool.
     pub client: Client,
+    /// The GRIP hub.
+    pub grip: Arc<GripRuntime>,
+    /// Hub settings (subscription limits).
+    pub hub_config: HubConfig,
+    /// Grip-Sig signing and upstream trust.
+    pub signer: Signer,
+    /// The way to the connmgr (for resumed sessions).
+    pub outbox: Outbox,
 }
 
 /// Starts one task per request; plugged into the [`crate::session::Dispatcher`].
@@ -56,6 +71,91 @@ impl Proxy {
     pub fn new(ctx: ProxyContext) -> Self {
         Self { ctx: Arc::new(ctx) }
     }
+
+    /// Gives held requests back to proxy tasks (GRIP retries and next-link fetches) until the
+    /// hub's channel closes.
+    pub async fn run_resumer(self, mut resumes: tokio::sync::mpsc::UnboundedReceiver<Resume>) {
+        while let Some(resume) = resumes.recv().await {
+            let ctx = self.ctx.clone();
+            let key = resume.key.clone();
+            let out = StreamOut::new(ctx.outbox.clone(), key.clone());
+            let sessions = ctx.grip.sessions().clone();
+            let body = resume.origin.body.clone();
+            let resumed = resume_held(
+                &sessions,
+                &key,
+                resume.serial,
+                resume.credits,
+                body,
+                move |inbox, guard| {
+                    tokio::spawn(async move {
+                        let mut guard = guard;
+                        run_resumed(&ctx, resume, &inbox, &out, &mut guard).await;
+                    })
+                },
+            );
+            if !resumed {
+                tracing::debug!("stream {} ended before its GRIP retry", key.id);
+            }
+        }
+    }
+}
+
+/// A resumed held request: a retry through the normal proxy path, or a next-link fetch.
+async fn run_resumed(
+    ctx: &ProxyContext,
+    resume: Resume,
+    inbox: &Arc<Inbox>,
+    out: &StreamOut,
+    guard: &mut SessionGuard,
+) {
+    let mut head = resume.origin.head.clone();
+    head.body = resume.origin.body.clone();
+    match resume.kind {
+        ResumeKind::Retry => {
+            let extra = Extra {
+                grip_last: resume.grip_last,
+                retry: true,
+            };
+            run_session(ctx, head, inbox, out, guard, extra).await;
+        }
+        ResumeKind::NextLink(url) => {
+            let mut log = RequestLog::new("GET", url.to_string());
+            log.retry = true;
+            let Ok(req) = ClientRequest::from_head(&head, ctx.config.accept_x_forwarded_protocol)
+            else {
+                out.close(holdfast_proto::internal::CloseReason::BackendError);
+                return;
+            };
+            let table = ctx.routes.current();
+            let Some(route) = select_route(&table, &req, &ctx.config) else {
+                out.close(holdfast_proto::internal::CloseReason::BackendError);
+                return;
+            };
+            let s = GripSession {
+                ctx,
+                head: &head,
+                req: &req,
+                route,
+                debug: ctx.config.debug || route.props.debug,
+                cors: None,
+                inbox,
+                out,
+                guard,
+                log: &mut log,
+            };
+            grip_flow::follow_links(s, resume.origin.clone(), url, resume.grip_last).await;
+        }
+    }
+}
+
+/// What differs when a request is re-run for a held session.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    /// `Grip-Last` values to send (channel, last id).
+    pub grip_last: Vec<(String, String)>,
+    /// Log the line with ` retry`.
+    pub retry: bool,
 }
 
 impl SessionSpawner for Proxy {
@@ -68,10 +168,21 @@ impl SessionSpawner for Proxy {
     ) -> tokio::task::JoinHandle<()> {
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            // Held for the task's lifetime: dropping it removes the session from the table.
-            let _guard = guard;
-            run_session(&ctx, head, &inbox, &out).await;
+            // Held for the task's lifetime: dropping it removes the session from the table
+            // (unless the request was handed to the GRIP hub).
+            let mut guard = guard;
+            run_session(&ctx, head, &inbox, &out, &mut guard, Extra::default()).await;
         })
+    }
+
+    fn held_credit(&self, key: &SessionKey, bytes: u32) {
+        self.ctx
+            .grip
+            .with(|hub, now, fx| hub.credit(key, bytes, now, fx));
+    }
+
+    fn held_closed(&self, key: &SessionKey) {
+        self.ctx.grip.with(|hub, now, _| hub.closed(key, now));
     }
 }
 
@@ -81,8 +192,11 @@ pub async fn run_session(
     head: RequestHead,
     inbox: &Arc<Inbox>,
     out: &StreamOut,
+    guard: &mut SessionGuard,
+    extra: Extra,
 ) {
     let mut log = RequestLog::new(&head.method, head.target.clone());
+    log.retry = extra.retry;
     let req = match ClientRequest::from_head(&head, ctx.config.accept_x_forwarded_protocol) {
         Ok(req) => req,
         Err(err) => {
@@ -108,7 +222,17 @@ pub async fn run_session(
         return;
     };
     log.route_id = route.id.clone();
-    proxy_to_route(ctx, &head, &req, route, inbox, out, &mut log).await;
+    let mut p = RouteSession {
+        ctx,
+        head: &head,
+        req: &req,
+        route,
+        inbox,
+        out,
+        guard,
+        log: &mut log,
+    };
+    proxy_to_route(&mut p, &extra).await;
 }
 
 fn lossy(bytes: &[u8]) -> String {
@@ -179,17 +303,43 @@ pub fn plan_target(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn proxy_to_route(
-    ctx: &ProxyContext,
-    head: &RequestHead,
-    req: &ClientRequest,
-    route: &Route,
-    inbox: &Arc<Inbox>,
-    out: &StreamOut,
-    log: &mut RequestLog,
-) {
+/// One request on its route.
+struct RouteSession<'a> {
+    ctx: &'a ProxyContext,
+    head: &'a RequestHead,
+    req: &'a ClientRequest,
+    route: &'a Route,
+    inbox: &'a Arc<Inbox>,
+    out: &'a StreamOut,
+    guard: &'a mut SessionGuard,
+    log: &'a mut RequestLog,
+}
+
+impl RouteSession<'_> {
+    fn grip(&mut self, debug: bool, cors: Option<CorsRequest>) -> GripSession<'_> {
+        GripSession {
+            ctx: self.ctx,
+            head: self.head,
+            req: self.req,
+            route: self.route,
+            debug,
+            cors,
+            inbox: self.inbox,
+            out: self.out,
+            guard: self.guard,
+            log: self.log,
+        }
+    }
+}
+
+async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
+    let (ctx, head, req, route, inbox, out) = (p.ctx, p.head, p.req, p.route, p.inbox, p.out);
     let debug = ctx.config.debug || route.props.debug;
+    let trusted = ctx.signer.is_trusted(&req.headers);
+    // Passthrough (§4.1): trusted clients and `no_grip` routes get GRIP responses untouched.
+    let grip_enabled = !route.props.no_grip && !trusted;
+    let cors = (ctx.config.auto_cross_origin || route.props.aco)
+        .then(|| CorsRequest::from_headers(&req.headers));
     let (host, port) = match route.props.as_host.as_deref().and_then(split_host_port) {
         Some(as_host) => as_host,
         None => (req.host.clone(), req.port),
@@ -206,16 +356,27 @@ async fn proxy_to_route(
             orig_headers: route.props.orig_headers,
             secure: req.secure,
             peer_addr: &req.peer_addr,
-            trusted: false,
+            trusted,
         },
     );
+    let mut headers = headers;
+    if grip_enabled {
+        headers.retain(|h| !h.is("Grip-Sig") && !h.is("Grip-Feature"));
+        for (channel, id) in &extra.grip_last {
+            headers.push(holdfast_proto::internal::Header::new(
+                "Grip-Last",
+                format!("{channel}; last-id={id}"),
+            ));
+        }
+        headers.extend(ctx.signer.grip_headers(&route.props));
+    }
     let length = body_length(&req.headers, head.body.len(), head.more);
 
     for target in &route.targets {
-        log.target = Some(target.kind.to_string());
+        p.log.target = Some(target.kind.to_string());
         match &target.kind {
             TargetKind::Test => {
-                serve_test(&path, route, &req.method, inbox, out, log).await;
+                serve_test(p, &path, grip_enabled, debug, cors).await;
                 return;
             }
             TargetKind::Zhttp(_) | TargetKind::ZhttpReq(_) => {
@@ -238,7 +399,20 @@ async fn proxy_to_route(
                 };
                 match forward::exchange(&ctx.client, &attempt, inbox, out).await {
                     Ok(exchange) => {
-                        forward::stream_response(exchange, &req.method, inbox, out, log).await;
+                        let headers = exchange.headers();
+                        if grip_enabled && holdfast_proto::grip::is_grip_response(&headers) {
+                            grip_flow::accept_exchange(p.grip(debug, cors), exchange).await;
+                        } else {
+                            forward::stream_response_with(
+                                exchange,
+                                &req.method,
+                                inbox,
+                                out,
+                                p.log,
+                                cors.as_ref(),
+                            )
+                            .await;
+                        }
                         return;
                     }
                     Err(err) if err.may_try_next_target() => {
@@ -250,7 +424,7 @@ async fn proxy_to_route(
                             Fault::Client => Generated::text(400, INVALID_REQUEST),
                             Fault::Backend | Fault::Cancelled => Generated::text(502, PROXY_ERROR),
                         };
-                        forward::send_generated(answer, &req.method, inbox, out, log).await;
+                        forward::send_generated(answer, &req.method, inbox, out, p.log).await;
                         return;
                     }
                 }
@@ -264,25 +438,41 @@ async fn proxy_to_route(
     } else {
         PROXY_ERROR.to_string()
     };
-    forward::send_generated(Generated::text(502, body), &req.method, inbox, out, log).await;
+    forward::send_generated(Generated::text(502, body), &req.method, inbox, out, p.log).await;
 }
 
+/// The built-in test target: its `/response` and `/stream` answers are GRIP instructions and
+/// go through the GRIP path like any origin's.
 async fn serve_test(
+    p: &mut RouteSession<'_>,
     path: &str,
-    route: &Route,
-    method: &str,
-    inbox: &Inbox,
-    out: &StreamOut,
-    log: &mut RequestLog,
+    grip_enabled: bool,
+    debug: bool,
+    cors: Option<CorsRequest>,
 ) {
-    let answer = match read_limited(inbox, out, test_target::MAX_REQUEST_BODY).await {
-        Ok(LimitedBody::Complete(_)) => {
-            test_target::respond(&test_target::test_path(path, route.path_beg.as_deref()))
-        }
+    let answer = match read_limited(p.inbox, p.out, test_target::MAX_REQUEST_BODY).await {
+        Ok(LimitedBody::Complete(_)) => test_target::respond(
+            &test_target::test_path(path, p.route.path_beg.as_deref()),
+            path,
+        ),
         Ok(LimitedBody::TooLarge) => Generated::text(400, test_target::TOO_LARGE),
         Err(_) => return,
     };
-    forward::send_generated(answer, method, inbox, out, log).await;
+    if grip_enabled && holdfast_proto::grip::is_grip_response(&answer.headers) {
+        let origin = forward::Buffered {
+            code: answer.code,
+            reason: answer.reason,
+            headers: answer.headers,
+            body: answer.body,
+        };
+        grip_flow::accept(p.grip(debug, cors), origin).await;
+        return;
+    }
+    let mut answer = answer;
+    if let Some(cors) = &cors {
+        cors.apply(&mut answer.headers);
+    }
+    forward::send_generated(answer, &p.req.method, p.inbox, p.out, p.log).await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,954 @@
+//! The hub: every held GRIP request, the channel subscription table and publish delivery.
+//!
+//! It is pure state: every operation takes the current time and appends what must happen to an
+//! [`Effects`] value (messages for the connmgr, sessions to hand back to a proxy task, table
+//! entries to release). [`super::GripRuntime`] holds the hub behind one mutex and carries the
+//! effects out after unlocking, so the hub is unit-tested without sockets or clocks.
+//!
+//! # Memory per held request
+//!
+//! A held request is one [`Held`] record (its key, credits, an empty queue, its subscriptions
+//! and a shared [`Origin`]) plus one entry per channel in the subscription sets and at most one
+//! entry in the timer set. Timeout responses and keep-alive settings are `Arc`s shared with the
+//! instruction; payloads are `Bytes` shared by every receiver. There is no task per held
+//! request: one ticker drives every timer ([`Hub::tick`]).
+//!
+//! # Delivery
+//!
+//! A publish reaching stream holds is grouped by connmgr worker and sent as ONE
+//! `ToConnmgr::Fanout` per worker, with the payload `Bytes` shared. A receiver without credit
+//! for the whole item queues it (at most [`outflow::MAX_QUEUED_ITEMS`]); beyond that the
+//! delivery is dropped and counted ([`Hub::dropped`]). Response-hold completions are individual
+//! `Response` messages, batched per worker by the outbox.
+
+pub mod outflow;
+mod respond;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToConnmgr};
+
+use self::outflow::{Offer, Outflow};
+pub use self::respond::{build_response, Reply};
+use super::item::{Item, ResponseAction, StreamFormat};
+use super::keepalive::KeepAlive;
+use super::pipeline::{Dedup, Sequencer};
+use super::Origin;
+use crate::ipc::WorkerId;
+use crate::session::SessionKey;
+
+/// Delay between a channel's first subscription and the re-request of its response holds.
+pub const FIRST_SUBSCRIPTION_DELAY: Duration = Duration::from_millis(1000);
+
+/// Channels whose last published id is remembered at most (Pushpin's LRU capacity).
+const LAST_IDS_CAPACITY: usize = 1_000_000;
+
+/// Minimum spacing of the "deliveries dropped" warning.
+const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Hub settings (`[handler]` keys).
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// `update_on_first_subscription`.
+    pub update_on_first_subscription: bool,
+    /// `subscription_linger`: how long an emptied channel keeps its state (and, later, its SUB
+    /// subscription and stats entry).
+    pub subscription_linger: Duration,
+    /// `message_wait`.
+    pub message_wait: Duration,
+    /// `id_cache_ttl`.
+    pub id_cache_ttl: Duration,
+    /// `connection_subscription_max`.
+    pub connection_subscription_max: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            update_on_first_subscription: true,
+            subscription_linger: Duration::from_secs(60),
+            message_wait: Duration::from_millis(5000),
+            id_cache_ttl: Duration::ZERO,
+            connection_subscription_max: 20,
+        }
+    }
+}
+
+/// Delivery filters of one subscription (reference §4.6); unknown names are ignored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filters(u8);
+
+impl Filters {
+    const SKIP_SELF: u8 = 1;
+    const SKIP_USERS: u8 = 2;
+    const REQUIRE_SUB: u8 = 4;
+
+    /// From filter names.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
+        let mut bits = 0;
+        for name in names {
+            bits |= match name.as_ref() {
+                "skip-self" => Self::SKIP_SELF,
+                "skip-users" => Self::SKIP_USERS,
+                "require-sub" => Self::REQUIRE_SUB,
+                _ => 0,
+            };
+        }
+        Self(bits)
+    }
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// One channel subscription of a held request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sub {
+    /// Channel name with the route prefix.
+    pub name: Arc<str>,
+    /// Length of the route prefix at the start of `name`.
+    pub prefix_len: usize,
+    /// Delivery filters.
+    pub filters: Filters,
+    /// The id the client last saw (`prev-id`), updated as items are delivered.
+    pub prev_id: Option<String>,
+}
+
+impl Sub {
+    /// The channel name as the origin knows it (without the route prefix).
+    pub fn unprefixed(&self) -> &str {
+        self.name.get(self.prefix_len..).unwrap_or(&self.name)
+    }
+}
+
+/// The kind of a hold handed to the hub.
+#[derive(Clone, Debug)]
+pub enum HoldMode {
+    /// Long-poll: `reply` is the timeout response.
+    Response {
+        /// Timeout.
+        timeout: Duration,
+        /// Sent on timeout; the base of responses built from publishes.
+        reply: Arc<Reply>,
+    },
+    /// Streaming.
+    Stream {
+        /// The head and initial body to send; `None` when the head already went out (the hold
+        /// follows a next link).
+        head: Option<Reply>,
+        /// Keep-alive.
+        keep_alive: Option<Arc<KeepAlive>>,
+        /// `Grip-Link rel=next` URL.
+        next_link: Option<Arc<str>>,
+    },
+}
+
+/// A request handed to the hub by a proxy task.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    /// The stream.
+    pub key: SessionKey,
+    /// Its session-table incarnation.
+    pub serial: u64,
+    /// Response credits the task held.
+    pub credits: u64,
+    /// Subscriptions.
+    pub subs: Vec<Sub>,
+    /// Subscription meta (`Grip-Set-Meta`, instruct `hold.meta`), for filters.
+    pub meta: Option<Arc<BTreeMap<String, String>>>,
+    /// The original request, for retries.
+    pub origin: Arc<Origin>,
+    /// What kind of hold.
+    pub mode: HoldMode,
+}
+
+/// Why a held request goes back to a proxy task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResumeKind {
+    /// Re-request the original request (response holds).
+    Retry,
+    /// Fetch the next link and append it to the stream (stream holds; the head is sent).
+    NextLink(Arc<str>),
+}
+
+/// A held request to hand back to a proxy task.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    /// The stream.
+    pub key: SessionKey,
+    /// Its table incarnation.
+    pub serial: u64,
+    /// Credits the hub held.
+    pub credits: u64,
+    /// The original request.
+    pub origin: Arc<Origin>,
+    /// `Grip-Last` values: (unprefixed channel, last id).
+    pub grip_last: Vec<(String, String)>,
+    /// Retry or next link.
+    pub kind: ResumeKind,
+}
+
+/// What the caller must do after a hub operation.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Messages for the connmgr, in order.
+    pub msgs: Vec<(WorkerId, ToConnmgr)>,
+    /// Held requests to give back to proxy tasks.
+    pub resumes: Vec<Resume>,
+    /// Session-table entries to remove (the hub is done with them).
+    pub released: Vec<(SessionKey, u64)>,
+}
+
+#[derive(Debug)]
+enum State {
+    Response {
+        reply: Arc<Reply>,
+    },
+    Stream {
+        keep_alive: Option<Arc<KeepAlive>>,
+        next_link: Option<Arc<str>>,
+    },
+    /// The response is complete as far as the hub is concerned; queued bytes still go out,
+    /// then the stream ends.
+    Ending,
+}
+
+#[derive(Debug)]
+struct Held {
+    key: SessionKey,
+    serial: u64,
+    flow: Outflow,
+    subs: Vec<Sub>,
+    meta: Option<Arc<BTreeMap<String, String>>>,
+    origin: Arc<Origin>,
+    state: State,
+    /// Response timeout or next keep-alive; the timer set may hold an earlier, stale entry.
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    subs: HashSet<u64>,
+    seq: Sequencer,
+    /// Set while the channel has no subscriber; it is forgotten after the linger.
+    empty_since: Option<Instant>,
+}
+
+/// Counters for stats and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Deliveries dropped because a session's queue was full.
+    pub dropped: u64,
+    /// Items delivered to at least one receiver.
+    pub delivered: u64,
+}
+
+/// All held requests and subscriptions.
+#[derive(Debug)]
+pub struct Hub {
+    cfg: HubConfig,
+    next_id: u64,
+    sessions: HashMap<u64, Held>,
+    by_key: HashMap<SessionKey, u64>,
+    channels: HashMap<Arc<str>, Channel>,
+    timers: BTreeSet<(Instant, u64)>,
+    /// First-subscription updates due.
+    updates: VecDeque<(Instant, Arc<str>)>,
+    /// Emptied channels, in the order they emptied.
+    lingering: VecDeque<(Instant, Arc<str>)>,
+    /// Channels with items held back by the sequencer.
+    sequencing: HashSet<Arc<str>>,
+    last_ids: HashMap<Arc<str>, String>,
+    dedup: Dedup,
+    counters: Counters,
+    last_drop_warning: Option<Instant>,
+    dropped_since_warning: u64,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(cfg: HubConfig) -> Self {
+        Self {
+            dedup: Dedup::new(cfg.id_cache_ttl),
+            cfg,
+            next_id: 0,
+            sessions: HashMap::new(),
+            by_key: HashMap::new(),
+            channels: HashMap::new(),
+            timers: BTreeSet::new(),
+            updates: VecDeque::new(),
+            lingering: VecDeque::new(),
+            sequencing: HashSet::new(),
+            last_ids: HashMap::new(),
+            counters: Counters::default(),
+            last_drop_warning: None,
+            dropped_since_warning: 0,
+        }
+    }
+
+    /// Number of held requests.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Number of subscribers of a channel (prefixed name).
+    pub fn subscribers(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, |c| c.subs.len())
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Takes over a request. Response holds whose `prev-id` is already outdated are handed
+    /// straight back for a retry (with `Grip-Last`) instead.
+    pub fn hold(&mut self, mut hold: Hold, now: Instant, fx: &mut Effects) {
+        if let Some(old) = self.by_key.get(&hold.key).copied() {
+            self.remove(old, now);
+        }
+        hold.subs.truncate(self.cfg.connection_subscription_max);
+        if let HoldMode::Response { .. } = hold.mode {
+            let stale: Vec<(String, String)> = hold
+                .subs
+                .iter()
+                .filter_map(|s| {
+                    let prev = s.prev_id.as_ref()?;
+                    let last = self.last_ids.get(&s.name)?;
+                    (last != prev).then(|| (s.unprefixed().to_string(), last.clone()))
+                })
+                .collect();
+            if !stale.is_empty() {
+                for sub in &hold.subs {
+                    self.last_ids.remove(&sub.name);
+                }
+                fx.resumes.push(Resume {
+                    key: hold.key,
+                    serial: hold.serial,
+                    credits: hold.credits,
+                    origin: hold.origin,
+                    grip_last: stale,
+                    kind: ResumeKind::Retry,
+                });
+                return;
+            }
+        }
+
+        self.next_id += 1;
+        let id = self.next_id;
+        for sub in &hold.subs {
+            self.subscribe(id, &sub.name, now);
+        }
+        let mut flow = Outflow::new(hold.credits);
+        let (state, deadline) = match hold.mode {
+            HoldMode::Response { timeout, reply } => {
+                (State::Response { reply }, Some(now + timeout))
+            }
+            HoldMode::Stream {
+                head,
+                keep_alive,
+                next_link,
+            } => {
+                if let Some(head) = head {
+                    let first = flow.split_first(head.body);
+                    fx.msgs.push((
+                        hold.key.worker.clone(),
+                        ToConnmgr::Response(ResponseHead {
+                            id: hold.key.id,
+                            code: head.code,
+                            reason: head.reason,
+                            headers: head.headers,
+                            body: first,
+                            more: true,
+                        }),
+                    ));
+                }
+                let deadline = keep_alive
+                    .as_ref()
+                    .map(|ka| ka.next(now, rand::random::<u64>()));
+                (
+                    State::Stream {
+                        keep_alive,
+                        next_link,
+                    },
+                    deadline,
+                )
+            }
+        };
+        if let Some(at) = deadline {
+            self.timers.insert((at, id));
+        }
+        self.by_key.insert(hold.key.clone(), id);
+        self.sessions.insert(
+            id,
+            Held {
+                key: hold.key,
+                serial: hold.serial,
+                flow,
+                subs: hold.subs,
+                meta: hold.meta,
+                origin: hold.origin,
+                state,
+                deadline,
+            },
+        );
+    }
+
+    fn subscribe(&mut self, id: u64, name: &Arc<str>, now: Instant) {
+        let channel = match self.channels.get_mut(name) {
+            Some(c) => c,
+            None => {
+                if self.cfg.update_on_first_subscription {
+                    self.updates
+                        .push_back((now + FIRST_SUBSCRIPTION_DELAY, name.clone()));
+                }
+                self.channels.entry(name.clone()).or_default()
+            }
+        };
+        channel.subs.insert(id);
+        channel.empty_since = None;
+    }
+
+    /// Forgets a held request (unsubscribing it) and returns its record.
+    fn remove(&mut self, id: u64, now: Instant) -> Option<Held> {
+        let held = self.sessions.remove(&id)?;
+        self.by_key.remove(&held.key);
+        for sub in &held.subs {
+            self.unsubscribe(id, &sub.name, now);
+        }
+        Some(held)
+    }
+
+    fn unsubscribe(&mut self, id: u64, name: &Arc<str>, now: Instant) {
+        if let Some(channel) = self.channels.get_mut(name) {
+            channel.subs.remove(&id);
+            if channel.subs.is_empty() && channel.empty_since.is_none() {
+                channel.empty_since = Some(now);
+                self.lingering.push_back((now, name.clone()));
+            }
+        }
+    }
+
+    /// Response credits returned by the connmgr for a held stream.
+    pub fn credit(&mut self, key: &SessionKey, bytes: u32, now: Instant, fx: &mut Effects) {
+        let Some(id) = self.by_key.get(key).copied() else {
+            return;
+        };
+        let Some(held) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let chunks = held.flow.add_credits(u64::from(bytes));
+        let sent = !chunks.is_empty();
+        for data in chunks {
+            fx.msgs.push((
+                held.key.worker.clone(),
+                ToConnmgr::Body(Body {
+                    id: held.key.id,
+                    data,
+                    more: true,
+                }),
+            ));
+        }
+        if sent {
+            if let (
+                State::Stream {
+                    keep_alive: Some(ka),
+                    ..
+                },
+                Some(current),
+            ) = (&held.state, held.deadline)
+            {
+                held.deadline = Some(ka.after_output(current, now));
+            }
+        }
+        if matches!(held.state, State::Ending) && held.flow.is_idle() {
+            self.finish(id, now, fx);
+        }
+    }
+
+    /// Ends a held stream whose queue has drained: the final empty body, then release.
+    fn finish(&mut self, id: u64, now: Instant, fx: &mut Effects) {
+        if let Some(held) = self.remove(id, now) {
+            fx.msgs.push((
+                held.key.worker.clone(),
+                ToConnmgr::Body(Body {
+                    id: held.key.id,
+                    data: Bytes::new(),
+                    more: false,
+                }),
+            ));
+            fx.released.push((held.key, held.serial));
+        }
+    }
+
+    /// The client side of a held stream ended; its table entry is already gone.
+    pub fn closed(&mut self, key: &SessionKey, now: Instant) {
+        if let Some(id) = self.by_key.get(key).copied() {
+            self.remove(id, now);
+        }
+    }
+
+    /// Publishes one validated item: dedup, sequencing, delivery. Returns the number of
+    /// receivers (for the `publish channel=<c> receivers=<n>` log line).
+    pub fn publish(&mut self, item: Item, now: Instant, fx: &mut Effects) -> usize {
+        if self
+            .dedup
+            .is_duplicate(&item.channel, item.id.as_deref(), now)
+        {
+            tracing::debug!(
+                "publish channel={} id={:?}: duplicate, dropped",
+                item.channel,
+                item.id
+            );
+            return 0;
+        }
+        let ready = match self.channels.get_mut(item.channel.as_str()) {
+            Some(channel) if !channel.subs.is_empty() => {
+                let name: Arc<str> = Arc::from(item.channel.as_str());
+                let ready = channel.seq.offer(item, now);
+                if channel.seq.has_pending() {
+                    self.sequencing.insert(name);
+                }
+                ready
+            }
+            _ => vec![item],
+        };
+        ready.into_iter().map(|i| self.deliver(&i, now, fx)).sum()
+    }
+
+    fn deliver(&mut self, item: &Item, now: Instant, fx: &mut Effects) -> usize {
+        let name = item.channel.as_str();
+        match &item.id {
+            Some(id) => {
+                if self.last_ids.len() >= LAST_IDS_CAPACITY && !self.last_ids.contains_key(name) {
+                    self.last_ids.clear();
+                }
+                self.last_ids.insert(Arc::from(name), id.clone());
+            }
+            None => {
+                self.last_ids.remove(name);
+            }
+        }
+        let ids: Vec<u64> = match self.channels.get(name) {
+            Some(c) => c.subs.iter().copied().collect(),
+            None => Vec::new(),
+        };
+        let mut groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
+        let mut receivers = 0;
+        let mut completed = Vec::new();
+        let mut ending = Vec::new();
+        for id in ids {
+            let Some(held) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            let Some(sub_idx) = held.subs.iter().position(|s| &*s.name == name) else {
+                continue;
+            };
+            let is_stream = matches!(held.state, State::Stream { .. });
+            let applies = match &held.state {
+                State::Response { .. } => item.response.is_some(),
+                State::Stream { .. } => item.stream.is_some(),
+                State::Ending => false,
+            };
+            if !applies || !passes_filters(held, sub_idx, item) {
+                continue;
+            }
+            let sub = &mut held.subs[sub_idx];
+            if let (Some(have), Some(prev)) = (&sub.prev_id, &item.prev_id) {
+                if have != prev {
+                    // The client missed something: recover instead of delivering.
+                    receivers += 1;
+                    completed.push((id, Recovery::Recover));
+                    continue;
+                }
+            }
+            if sub.prev_id.is_some() {
+                sub.prev_id.clone_from(&item.id);
+            }
+            receivers += 1;
+            if is_stream {
+                match &item.stream {
+                    Some(StreamFormat::Send(data)) => match held.flow.offer(data) {
+                        Offer::SendNow => {
+                            groups
+                                .entry(held.key.worker.clone())
+                                .or_default()
+                                .push(held.key.id);
+                            if let (
+                                State::Stream {
+                                    keep_alive: Some(ka),
+                                    ..
+                                },
+                                Some(current),
+                            ) = (&held.state, held.deadline)
+                            {
+                                held.deadline = Some(ka.after_output(current, now));
+                            }
+                        }
+                        Offer::Queued => {}
+                        Offer::Dropped => {
+                            self.counters.dropped += 1;
+                            self.dropped_since_warning += 1;
+                        }
+                    },
+                    Some(StreamFormat::Close) => ending.push(id),
+                    Some(StreamFormat::Hint) => completed.push((id, Recovery::Recover)),
+                    None => {}
+                }
+            } else if let Some(fmt) = &item.response {
+                match fmt.action {
+                    ResponseAction::Send => completed.push((id, Recovery::Respond)),
+                    ResponseAction::Hint => completed.push((id, Recovery::Recover)),
+                    ResponseAction::Ignore => {}
+                }
+            }
+        }
+        if let Some(StreamFormat::Send(data)) = &item.stream {
+            for (worker, ids) in groups {
+                fx.msgs.push((
+                    worker,
+                    ToConnmgr::Fanout(Fanout {
+                        ids,
+                        data: data.clone(),
+                    }),
+                ));
+            }
+        }
+        for (id, what) in completed {
+            match what {
+                Recovery::Respond => {
+                    if let Some(fmt) = &item.response {
+                        self.complete_with(id, |reply| build_response(reply, fmt), now, fx);
+                    }
+                }
+                Recovery::Recover => self.recover(id, now, fx),
+            }
+        }
+        for id in ending {
+            self.end_stream(id, now, fx);
+        }
+        if receivers > 0 {
+            self.counters.delivered += 1;
+        }
+        self.warn_drops(now);
+        receivers
+    }
+
+    /// Sends a response hold's final response (built from its timeout response by `build`).
+    fn complete_with(
+        &mut self,
+        id: u64,
+        build: impl FnOnce(&Reply) -> Reply,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let Some(held) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let State::Response { reply } = &held.state else {
+            return;
+        };
+        let mut reply = build(reply);
+        reply
+            .headers
+            .push(Header::new("Content-Length", reply.body.len().to_string()));
+        let first = held.flow.split_first(reply.body);
+        let more = !held.flow.is_idle();
+        fx.msgs.push((
+            held.key.worker.clone(),
+            ToConnmgr::Response(ResponseHead {
+                id: held.key.id,
+                code: reply.code,
+                reason: reply.reason,
+                headers: reply.headers,
+                body: first,
+                more,
+            }),
+        ));
+        held.state = State::Ending;
+        held.deadline = None;
+        let subs = std::mem::take(&mut held.subs);
+        if more {
+            // Unsubscribe now; the record stays until the body drained.
+            for sub in &subs {
+                self.unsubscribe(id, &sub.name, now);
+            }
+        } else if let Some(held) = self.remove(id, now) {
+            for sub in &subs {
+                self.unsubscribe(id, &sub.name, now);
+            }
+            fx.released.push((held.key, held.serial));
+        }
+    }
+
+    /// `action: close` on a stream: end it once its queue drained.
+    fn end_stream(&mut self, id: u64, now: Instant, fx: &mut Effects) {
+        let Some(held) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        held.state = State::Ending;
+        held.deadline = None;
+        let subs = std::mem::take(&mut held.subs);
+        for sub in &subs {
+            self.unsubscribe(id, &sub.name, now);
+        }
+        let idle = self.sessions.get(&id).is_some_and(|h| h.flow.is_idle());
+        if idle {
+            self.finish(id, now, fx);
+        }
+    }
+
+    /// Retry (response hold) or next-link fetch (stream with a next link); a stream without a
+    /// next link has nothing to recover from and keeps going.
+    fn recover(&mut self, id: u64, now: Instant, fx: &mut Effects) {
+        let Some(held) = self.sessions.get(&id) else {
+            return;
+        };
+        let kind = match &held.state {
+            State::Response { .. } => ResumeKind::Retry,
+            State::Stream {
+                next_link: Some(url),
+                ..
+            } => {
+                if !held.flow.is_idle() {
+                    // Pushpin drops the queue on a hint; the fetch appends after what was sent.
+                    tracing::debug!("stream {}: hint drops queued items", held.key.id);
+                }
+                ResumeKind::NextLink(url.clone())
+            }
+            _ => return,
+        };
+        let Some(mut held) = self.remove(id, now) else {
+            return;
+        };
+        held.flow.clear();
+        let grip_last = held
+            .subs
+            .iter()
+            .filter_map(|s| {
+                let last = s
+                    .prev_id
+                    .clone()
+                    .or_else(|| self.last_ids.get(&s.name).cloned())?;
+                Some((s.unprefixed().to_string(), last))
+            })
+            .collect();
+        fx.resumes.push(Resume {
+            key: held.key,
+            serial: held.serial,
+            credits: held.flow.credits(),
+            origin: held.origin,
+            grip_last,
+            kind,
+        });
+    }
+
+    /// Forgets every last id and re-requests every held request (`POST /recover`).
+    pub fn recover_all(&mut self, now: Instant, fx: &mut Effects) {
+        self.last_ids.clear();
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.recover(id, now, fx);
+        }
+    }
+
+    /// Runs every timer due at `now`: response timeouts, keep-alives, first-subscription
+    /// updates, sequencing waits and channel lingers.
+    pub fn tick(&mut self, now: Instant, fx: &mut Effects) {
+        let mut keep_alives: HashMap<(WorkerId, Bytes), Vec<StreamId>> = HashMap::new();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(held) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            let Some(deadline) = held.deadline else {
+                continue;
+            };
+            if deadline > now {
+                // Pushed back since this entry was made (idle keep-alive).
+                if deadline != at {
+                    let next = match &held.state {
+                        State::Stream {
+                            keep_alive: Some(ka),
+                            ..
+                        } => ka.next(deadline - ka.timeout, rand::random::<u64>()),
+                        _ => deadline,
+                    };
+                    held.deadline = Some(next);
+                    self.timers.insert((next, id));
+                }
+                continue;
+            }
+            match &held.state {
+                State::Response { .. } => {
+                    self.complete_with(id, Reply::clone, now, fx);
+                }
+                State::Stream {
+                    keep_alive: Some(ka),
+                    ..
+                } => {
+                    let ka = ka.clone();
+                    if held.flow.take_for_keep_alive(ka.data.len()) {
+                        keep_alives
+                            .entry((held.key.worker.clone(), ka.data.clone()))
+                            .or_default()
+                            .push(held.key.id);
+                    }
+                    let next = ka.next(now, rand::random::<u64>());
+                    held.deadline = Some(next);
+                    self.timers.insert((next, id));
+                }
+                _ => held.deadline = None,
+            }
+        }
+        // Streams sharing keep-alive data on one worker get it in one message.
+        for ((worker, data), ids) in keep_alives {
+            fx.msgs
+                .push((worker, ToConnmgr::Fanout(Fanout { ids, data })));
+        }
+
+        while let Some((at, _)) = self.updates.front() {
+            if *at > now {
+                break;
+            }
+            let Some((_, name)) = self.updates.pop_front() else {
+                break;
+            };
+            let ids: Vec<u64> = self
+                .channels
+                .get(&name)
+                .map(|c| c.subs.iter().copied().collect())
+                .unwrap_or_default();
+            for id in ids {
+                if matches!(
+                    self.sessions.get(&id).map(|h| &h.state),
+                    Some(State::Response { .. })
+                ) {
+                    self.recover(id, now, fx);
+                }
+            }
+        }
+
+        if !self.sequencing.is_empty() {
+            let names: Vec<Arc<str>> = self.sequencing.iter().cloned().collect();
+            for name in names {
+                let released = match self.channels.get_mut(&name) {
+                    Some(channel) => {
+                        let out = channel.seq.expire(now, self.cfg.message_wait);
+                        if !channel.seq.has_pending() {
+                            self.sequencing.remove(&name);
+                        }
+                        out
+                    }
+                    None => {
+                        self.sequencing.remove(&name);
+                        Vec::new()
+                    }
+                };
+                for item in released {
+                    let n = self.deliver(&item, now, fx);
+                    tracing::info!("publish channel={} receivers={n}", item.channel);
+                }
+            }
+        }
+
+        while let Some((at, _)) = self.lingering.front() {
+            if now.saturating_duration_since(*at) < self.cfg.subscription_linger {
+                break;
+            }
+            let Some((at, name)) = self.lingering.pop_front() else {
+                break;
+            };
+            let expired = self
+                .channels
+                .get(&name)
+                .is_some_and(|c| c.subs.is_empty() && c.empty_since == Some(at));
+            if expired {
+                // Subscription linger hook: the SUB unsubscribe and stats removal go here.
+                self.channels.remove(&name);
+                self.sequencing.remove(&name);
+            }
+        }
+        self.warn_drops(now);
+    }
+
+    fn warn_drops(&mut self, now: Instant) {
+        if self.dropped_since_warning == 0 {
+            return;
+        }
+        let due = self
+            .last_drop_warning
+            .is_none_or(|t| now.saturating_duration_since(t) >= DROP_WARN_INTERVAL);
+        if due {
+            tracing::warn!(
+                "dropped {} deliveries to slow HTTP streams (queue of {} items full; {} in total)",
+                self.dropped_since_warning,
+                outflow::MAX_QUEUED_ITEMS,
+                self.counters.dropped
+            );
+            self.dropped_since_warning = 0;
+            self.last_drop_warning = Some(now);
+        }
+    }
+
+    /// Deliveries dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.counters.dropped
+    }
+}
+
+enum Recovery {
+    Respond,
+    Recover,
+}
+
+/// The §4.6 delivery filters.
+fn passes_filters(held: &Held, sub_idx: usize, item: &Item) -> bool {
+    let filters = held.subs[sub_idx].filters;
+    if filters == Filters::default() {
+        return true;
+    }
+    let user = held
+        .meta
+        .as_ref()
+        .and_then(|m| m.get("user"))
+        .map(String::as_str)
+        .filter(|u| !u.is_empty());
+    if filters.has(Filters::SKIP_SELF) {
+        if let (Some(user), Some(sender)) = (user, item.meta("sender").filter(|s| !s.is_empty())) {
+            if user == sender {
+                return false;
+            }
+        }
+    }
+    if filters.has(Filters::SKIP_USERS) {
+        if let (Some(user), Some(list)) = (user, item.meta("skip_users")) {
+            if list.split(',').any(|u| u.trim() == user) {
+                return false;
+            }
+        }
+    }
+    if filters.has(Filters::REQUIRE_SUB) {
+        if let Some(required) = item.meta("require_sub") {
+            if !held.subs.iter().any(|s| s.unprefixed() == required) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,431 @@
+use super::*;
+use crate::grip::item::{ResponseBody, ResponseFormat};
+use holdfast_proto::internal::{HttpVersion, RequestHead};
+
+fn key(worker: &str, id: u64) -> SessionKey {
+    SessionKey {
+        worker: WorkerId::new(worker.as_bytes().to_vec()),
+        id: StreamId(id),
+    }
+}
+
+fn origin() -> Arc<Origin> {
+    Arc::new(Origin {
+        head: RequestHead {
+            id: StreamId(0),
+            method: "GET".into(),
+            target: "/".into(),
+            version: HttpVersion::Http11,
+            headers: Vec::new(),
+            peer_addr: "127.0.0.1".into(),
+            peer_port: 1,
+            secure: false,
+            local_port: 1,
+            body: Bytes::new(),
+            more: false,
+            credits: 0,
+        },
+        body: Bytes::new(),
+    })
+}
+
+fn sub(name: &str) -> Sub {
+    Sub {
+        name: Arc::from(name),
+        prefix_len: 0,
+        filters: Filters::default(),
+        prev_id: None,
+    }
+}
+
+fn reply(body: &'static str) -> Reply {
+    Reply {
+        code: 200,
+        reason: "OK".into(),
+        headers: vec![Header::new("Content-Type", "text/plain")],
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+fn stream_hold(k: SessionKey, credits: u64, channels: &[&str]) -> Hold {
+    Hold {
+        key: k,
+        serial: 1,
+        credits,
+        subs: channels.iter().map(|c| sub(c)).collect(),
+        meta: None,
+        origin: origin(),
+        mode: HoldMode::Stream {
+            head: Some(reply("start\n")),
+            keep_alive: None,
+            next_link: None,
+        },
+    }
+}
+
+fn response_hold(k: SessionKey, channels: &[&str], timeout: u64) -> Hold {
+    Hold {
+        key: k,
+        serial: 1,
+        credits: 1000,
+        subs: channels.iter().map(|c| sub(c)).collect(),
+        meta: None,
+        origin: origin(),
+        mode: HoldMode::Response {
+            timeout: Duration::from_secs(timeout),
+            reply: Arc::new(reply("timeout\n")),
+        },
+    }
+}
+
+fn stream_item(channel: &str, content: &'static str) -> Item {
+    Item {
+        channel: channel.into(),
+        id: None,
+        prev_id: None,
+        no_seq: false,
+        meta: Vec::new(),
+        response: None,
+        stream: Some(StreamFormat::Send(Bytes::from_static(content.as_bytes()))),
+    }
+}
+
+fn response_item(channel: &str, body: &'static str) -> Item {
+    Item {
+        response: Some(Arc::new(ResponseFormat {
+            action: ResponseAction::Send,
+            code: Some(201),
+            reason: None,
+            headers: vec![Header::new("X-Foo", "bar")],
+            body: ResponseBody::Bytes(Bytes::from_static(body.as_bytes())),
+        })),
+        stream: None,
+        ..stream_item(channel, "")
+    }
+}
+
+fn hub() -> Hub {
+    Hub::new(HubConfig {
+        update_on_first_subscription: false,
+        ..HubConfig::default()
+    })
+}
+
+#[test]
+fn stream_hold_subscribes_then_sends_head() {
+    let mut hub = hub();
+    let mut fx = Effects::default();
+    let now = Instant::now();
+    hub.hold(stream_hold(key("w0", 1), 100, &["a", "b"]), now, &mut fx);
+    assert_eq!(hub.subscribers("a"), 1);
+    assert_eq!(hub.subscribers("b"), 1);
+    match &fx.msgs[..] {
+        [(_, ToConnmgr::Response(head))] => {
+            assert!(head.more);
+            assert_eq!(head.body, Bytes::from_static(b"start\n"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn publish_is_one_fanout_per_worker_sharing_the_payload() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    for (w, id) in [("w0", 1), ("w0", 2), ("w1", 3), ("w0", 4)] {
+        hub.hold(stream_hold(key(w, id), 100, &["c"]), now, &mut fx);
+    }
+    let mut fx = Effects::default();
+    let item = stream_item("c", "hello\n");
+    let Some(StreamFormat::Send(payload)) = item.stream.clone() else {
+        unreachable!()
+    };
+    assert_eq!(hub.publish(item, now, &mut fx), 4);
+    assert_eq!(fx.msgs.len(), 2, "one message per worker");
+    let mut total = 0;
+    for (worker, msg) in &fx.msgs {
+        let ToConnmgr::Fanout(f) = msg else {
+            panic!("expected fanout, got {msg:?}")
+        };
+        assert_eq!(
+            f.data.as_ptr(),
+            payload.as_ptr(),
+            "payload shared, not copied"
+        );
+        total += f.ids.len();
+        if worker == &WorkerId::new("w1") {
+            assert_eq!(f.ids, vec![StreamId(3)]);
+        }
+    }
+    assert_eq!(total, 4);
+}
+
+#[test]
+fn slow_receivers_queue_then_flush_on_credit_and_overflow_is_counted() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    // 6 credits: the head's "start\n" uses them all.
+    hub.hold(stream_hold(key("w", 1), 6, &["c"]), now, &mut fx);
+    let mut fx = Effects::default();
+    for _ in 0..outflow::MAX_QUEUED_ITEMS + 3 {
+        hub.publish(stream_item("c", "x"), now, &mut fx);
+    }
+    assert!(fx.msgs.is_empty(), "no credit: nothing sent");
+    assert_eq!(hub.dropped(), 3);
+    let mut fx = Effects::default();
+    hub.credit(&key("w", 1), 2, now, &mut fx);
+    assert_eq!(fx.msgs.len(), 2);
+    assert!(matches!(&fx.msgs[0].1, ToConnmgr::Body(b) if b.data.as_ref() == b"x" && b.more));
+}
+
+#[test]
+fn close_ends_streams_after_their_queue() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(stream_hold(key("w", 1), 6, &["c"]), now, &mut fx);
+    hub.hold(stream_hold(key("w", 2), 100, &["c"]), now, &mut fx);
+    let mut fx = Effects::default();
+    hub.publish(stream_item("c", "abc"), now, &mut fx);
+    let mut close = stream_item("c", "");
+    close.stream = Some(StreamFormat::Close);
+    hub.publish(close, now, &mut fx);
+    // Stream 2 ended at once; stream 1 waits for credit.
+    assert_eq!(fx.released, vec![(key("w", 2), 1)]);
+    assert_eq!(hub.len(), 1);
+    assert_eq!(hub.subscribers("c"), 0);
+    let mut fx = Effects::default();
+    hub.credit(&key("w", 1), 10, now, &mut fx);
+    let bodies: Vec<(Bytes, bool)> = fx
+        .msgs
+        .iter()
+        .map(|(_, m)| match m {
+            ToConnmgr::Body(b) => (b.data.clone(), b.more),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![(Bytes::from_static(b"abc"), true), (Bytes::new(), false)]
+    );
+    assert_eq!(fx.released, vec![(key("w", 1), 1)]);
+    assert!(hub.is_empty());
+}
+
+#[test]
+fn response_hold_completed_by_publish_with_content_length() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(response_hold(key("w", 1), &["a", "b"], 55), now, &mut fx);
+    assert!(fx.msgs.is_empty(), "nothing sent while held");
+    let mut fx = Effects::default();
+    assert_eq!(
+        hub.publish(response_item("b", "created\n"), now, &mut fx),
+        1
+    );
+    let [(_, ToConnmgr::Response(head))] = &fx.msgs[..] else {
+        panic!("unexpected {:?}", fx.msgs)
+    };
+    assert_eq!((head.code, head.reason.as_str()), (201, "Created"));
+    assert!(!head.more);
+    assert_eq!(head.body, Bytes::from_static(b"created\n"));
+    let names: Vec<&str> = head.headers.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(names, ["Content-Type", "X-Foo", "Content-Length"]);
+    assert_eq!(fx.released.len(), 1);
+    assert_eq!(hub.subscribers("a"), 0);
+    assert!(hub.is_empty());
+    // A stream item does not complete response holds.
+    hub.hold(response_hold(key("w", 2), &["a"], 55), now, &mut fx);
+    let mut fx = Effects::default();
+    assert_eq!(hub.publish(stream_item("a", "x"), now, &mut fx), 0);
+    assert!(fx.msgs.is_empty());
+}
+
+#[test]
+fn response_hold_times_out_with_the_original_response() {
+    let mut hub = hub();
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(response_hold(key("w", 1), &["a"], 5), t0, &mut fx);
+    hub.tick(t0 + Duration::from_secs(4), &mut fx);
+    assert!(fx.msgs.is_empty());
+    hub.tick(t0 + Duration::from_secs(5), &mut fx);
+    let [(_, ToConnmgr::Response(head))] = &fx.msgs[..] else {
+        panic!("unexpected {:?}", fx.msgs)
+    };
+    assert_eq!(head.body, Bytes::from_static(b"timeout\n"));
+    assert_eq!(head.code, 200);
+    assert!(hub.is_empty());
+}
+
+#[test]
+fn keep_alive_only_while_idle() {
+    let mut hub = hub();
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    let mut hold = stream_hold(key("w", 1), 1000, &["c"]);
+    hold.mode = HoldMode::Stream {
+        head: None,
+        keep_alive: Some(Arc::new(KeepAlive {
+            data: Bytes::from_static(b"ka\n"),
+            timeout: Duration::from_secs(10),
+            idle: true,
+        })),
+        next_link: None,
+    };
+    hub.hold(hold, t0, &mut fx);
+    // Output at t0+8 pushes the keep-alive to t0+18 (minus jitter).
+    hub.publish(stream_item("c", "x"), t0 + Duration::from_secs(8), &mut fx);
+    let mut fx = Effects::default();
+    hub.tick(t0 + Duration::from_secs(11), &mut fx);
+    assert!(fx.msgs.is_empty(), "data was sent recently");
+    hub.tick(t0 + Duration::from_secs(18), &mut fx);
+    assert!(
+        matches!(&fx.msgs[..], [(_, ToConnmgr::Fanout(f))] if f.data.as_ref() == b"ka\n"),
+        "{:?}",
+        fx.msgs
+    );
+}
+
+#[test]
+fn filters_skip_self_users_and_require_sub() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    let mut hold = stream_hold(key("w", 1), 1000, &["c", "other"]);
+    hold.subs[0].filters = Filters::from_names(&["skip-self", "skip-users", "require-sub", "x"]);
+    hold.meta = Some(Arc::new(BTreeMap::from([(
+        "user".to_string(),
+        "alice".to_string(),
+    )])));
+    hub.hold(hold, now, &mut fx);
+    let with_meta = |pairs: &[(&str, &str)]| {
+        let mut item = stream_item("c", "m");
+        item.meta = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        item
+    };
+    let mut fx = Effects::default();
+    assert_eq!(
+        hub.publish(with_meta(&[("sender", "alice")]), now, &mut fx),
+        0
+    );
+    assert_eq!(
+        hub.publish(with_meta(&[("sender", "bob")]), now, &mut fx),
+        1
+    );
+    assert_eq!(
+        hub.publish(with_meta(&[("skip_users", "bob, alice")]), now, &mut fx),
+        0
+    );
+    assert_eq!(
+        hub.publish(with_meta(&[("require_sub", "nope")]), now, &mut fx),
+        0
+    );
+    assert_eq!(
+        hub.publish(with_meta(&[("require_sub", "other")]), now, &mut fx),
+        1
+    );
+}
+
+#[test]
+fn stale_prev_id_at_accept_is_retried_with_grip_last() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    let mut item = stream_item("c", "x");
+    item.id = Some("7".into());
+    hub.publish(item, now, &mut fx);
+    let mut hold = response_hold(key("w", 1), &["c"], 55);
+    hold.subs[0].prev_id = Some("5".into());
+    let mut fx = Effects::default();
+    hub.hold(hold, now, &mut fx);
+    assert!(hub.is_empty());
+    assert_eq!(fx.resumes.len(), 1);
+    assert_eq!(fx.resumes[0].kind, ResumeKind::Retry);
+    assert_eq!(
+        fx.resumes[0].grip_last,
+        vec![("c".to_string(), "7".to_string())]
+    );
+}
+
+#[test]
+fn first_subscription_update_retries_response_holds_once_and_lingers() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(response_hold(key("w", 1), &["c"], 55), t0, &mut fx);
+    hub.hold(stream_hold(key("w", 2), 100, &["c"]), t0, &mut fx);
+    let mut fx = Effects::default();
+    hub.tick(t0 + Duration::from_millis(999), &mut fx);
+    assert!(fx.resumes.is_empty());
+    hub.tick(t0 + FIRST_SUBSCRIPTION_DELAY, &mut fx);
+    assert_eq!(fx.resumes.len(), 1, "only the response hold");
+    assert_eq!(fx.resumes[0].key, key("w", 1));
+    // The retried request comes back: the channel still exists, no second update.
+    let mut fx = Effects::default();
+    hub.hold(
+        response_hold(key("w", 1), &["c"], 55),
+        t0 + Duration::from_secs(2),
+        &mut fx,
+    );
+    hub.tick(t0 + Duration::from_secs(4), &mut fx);
+    assert!(fx.resumes.is_empty());
+}
+
+#[test]
+fn hint_on_response_hold_retries_and_on_stream_without_link_is_ignored() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(response_hold(key("w", 1), &["c"], 55), now, &mut fx);
+    hub.hold(stream_hold(key("w", 2), 100, &["c"]), now, &mut fx);
+    let mut fx = Effects::default();
+    let mut item = response_item("c", "");
+    item.response = Some(Arc::new(ResponseFormat {
+        action: ResponseAction::Hint,
+        code: None,
+        reason: None,
+        headers: Vec::new(),
+        body: ResponseBody::Bytes(Bytes::new()),
+    }));
+    item.stream = Some(StreamFormat::Hint);
+    hub.publish(item, now, &mut fx);
+    assert_eq!(fx.resumes.len(), 1);
+    assert_eq!(fx.resumes[0].key, key("w", 1));
+    assert_eq!(hub.len(), 1);
+}
+
+#[test]
+fn closed_streams_leave_the_channel() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(stream_hold(key("w", 1), 100, &["c"]), now, &mut fx);
+    hub.closed(&key("w", 1), now);
+    assert!(hub.is_empty());
+    assert_eq!(hub.subscribers("c"), 0);
+    let mut fx = Effects::default();
+    assert_eq!(hub.publish(stream_item("c", "x"), now, &mut fx), 0);
+}
+
+#[test]
+fn subscriptions_are_capped() {
+    let mut hub = Hub::new(HubConfig {
+        connection_subscription_max: 2,
+        ..HubConfig::default()
+    });
+    let mut fx = Effects::default();
+    hub.hold(
+        stream_hold(key("w", 1), 100, &["a", "b", "c"]),
+        Instant::now(),
+        &mut fx,
+    );
+    assert_eq!(hub.subscribers("c"), 0);
+    assert_eq!(hub.subscribers("b"), 1);
+}

@@ -1,0 +1,125 @@
+//! GRIP over HTTP: holding requests for the hub, delivering publishes, signing requests.
+//!
+//! * [`hub`]: pure state of every held request and channel (delivery, credits, timers).
+//! * [`item`]: the publish item as delivered; [`publish`] converts proto's parsed items.
+//! * [`pipeline`]: dedup and `prev-id` sequencing; [`keepalive`]: keep-alive scheduling.
+//! * [`sign`]: `Grip-Sig`/`Grip-Feature` on proxied requests and upstream trust.
+//! * [`cors`]: `auto_cross_origin` headers.
+//!
+//! [`GripRuntime`] owns the hub behind one mutex. Callers run an operation through
+//! [`GripRuntime::with`]; the effects it produces (connmgr messages, released table entries,
+//! requests to hand back to proxy tasks) are carried out after the lock is dropped. Lock
+//! order: the hub lock may be held while taking the session-table lock (a hand-off), never the
+//! reverse.
+
+pub mod cors;
+pub mod hub;
+pub mod item;
+mod jwt_adapter;
+pub mod keepalive;
+pub mod pipeline;
+pub mod publish;
+pub mod sign;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use holdfast_proto::internal::RequestHead;
+use tokio::sync::mpsc;
+
+use self::hub::{Effects, Hub, HubConfig, Resume};
+use crate::ipc::Outbox;
+use crate::session::{release_held, Sessions};
+
+/// How often the hub's timers are checked; bounds how late a timeout or keep-alive fires.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// The original request of a held session, kept for retries (`Grip-Last` re-requests) and
+/// next-link fetches. Shared by the hub record and the tasks that resume it.
+#[derive(Debug)]
+pub struct Origin {
+    /// The request head as the connmgr sent it (its `body` field emptied).
+    pub head: RequestHead,
+    /// The complete request body (at most 100000 bytes: larger bodies cannot be held).
+    pub body: Bytes,
+}
+
+/// The hub plus the means to carry out its effects.
+#[derive(Debug)]
+pub struct GripRuntime {
+    hub: Mutex<Hub>,
+    outbox: Outbox,
+    sessions: Sessions,
+    resumes: mpsc::UnboundedSender<Resume>,
+}
+
+impl GripRuntime {
+    /// A runtime over a new hub. The receiver yields held requests to hand back to proxy
+    /// tasks; its length is bounded by the number of held requests (each is resumed once).
+    pub fn new(
+        cfg: HubConfig,
+        outbox: Outbox,
+        sessions: Sessions,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Resume>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runtime = Arc::new(Self {
+            hub: Mutex::new(Hub::new(cfg)),
+            outbox,
+            sessions,
+            resumes: tx,
+        });
+        (runtime, rx)
+    }
+
+    /// The session table.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Locks the hub for an operation that must also do other work under the lock (a
+    /// hand-off); call [`GripRuntime::apply`] with the effects after dropping the guard.
+    pub fn lock(&self) -> MutexGuard<'_, Hub> {
+        // The hub keeps its maps consistent between statements; after a panic elsewhere the
+        // state is still usable.
+        self.hub.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the hub with the current time and carries out its effects.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Hub, Instant, &mut Effects) -> R) -> R {
+        let mut fx = Effects::default();
+        let r = {
+            let mut hub = self.lock();
+            f(&mut hub, Instant::now(), &mut fx)
+        };
+        self.apply(fx);
+        r
+    }
+
+    /// Carries out effects: messages to the outbox (never waiting), released entries out of
+    /// the table, resumes to the proxy.
+    pub fn apply(&self, fx: Effects) {
+        for (worker, msg) in fx.msgs {
+            if self.outbox.push(&worker, msg).is_err() {
+                break;
+            }
+        }
+        for (key, serial) in fx.released {
+            release_held(&self.sessions, &key, serial);
+        }
+        for resume in fx.resumes {
+            // The receiver lives as long as the process; a send after it is gone is moot.
+            let _ = self.resumes.send(resume);
+        }
+    }
+
+    /// Drives the hub's timers until the task is aborted.
+    pub async fn run_ticker(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            self.with(|hub, now, fx| hub.tick(now, fx));
+        }
+    }
+}
