@@ -19,7 +19,7 @@ use std::task::Waker;
 use bytes::Bytes;
 use holdfast_proto::internal::{
     Body, CloseReason, Closed, Credit, Header, RequestHead, ResponseHead, StreamId, ToConnmgr,
-    ToHandler, INITIAL_REQUEST_CREDITS,
+    ToHandler, WsClose, WsMessage, INITIAL_REQUEST_CREDITS,
 };
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
@@ -689,6 +689,19 @@ impl<S: SessionSpawner> Dispatcher<S> {
             }
             // The bridge answers these itself.
             ToHandler::Hello(_) | ToHandler::Heartbeat => {}
+            // WebSockets are not served yet: the connmgr does not announce upgrades, so these
+            // can only come from a newer peer; refuse the stream rather than leave it hanging.
+            ToHandler::Upgrade(RequestHead { id, .. })
+            | ToHandler::WsMessage(WsMessage { id, .. })
+            | ToHandler::WsClose(WsClose { id, .. }) => {
+                tracing::warn!("WebSocket stream {id} of {worker} refused: not supported yet");
+                let key = SessionKey {
+                    worker: worker.clone(),
+                    id,
+                };
+                self.cancel(&key);
+                StreamOut::new(self.outbox.clone(), key).close(CloseReason::BadRequest);
+            }
         }
     }
 

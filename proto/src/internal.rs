@@ -138,6 +138,18 @@ pub enum ToHandler {
     /// The stream ended on the client side before the response completed (client gone, bad
     /// input after the head, timeout). The handler cancels whatever it was doing for it.
     Closed(Closed),
+    /// A valid WebSocket handshake (already checked by the connmgr: GET, HTTP/1.1, version 13,
+    /// a key). The handler answers [`ToConnmgr::WsAccept`] to open the WebSocket, or a
+    /// [`ToConnmgr::Response`] with a non-101 status to reject it.
+    Upgrade(RequestHead),
+    /// A complete message from a WebSocket client (fragments reassembled, unmasked, text
+    /// validated as UTF-8, decompressed). Its payload counts against the credits the handler
+    /// granted, like request body bytes.
+    WsMessage(WsMessage),
+    /// The client sent a close frame. The handler answers with [`ToConnmgr::WsClose`] (usually
+    /// after telling the backend); the connmgr closes the connection after sending it, or on its
+    /// own after a short grace period.
+    WsClose(WsClose),
 }
 
 /// Messages from the handler to a connmgr worker.
@@ -162,6 +174,73 @@ pub enum ToConnmgr {
     /// subscriber; the worker frames it for each stream (chunked or raw) and counts it against
     /// each stream's credits exactly like a [`ToConnmgr::Body`] with `more: true`.
     Fanout(Fanout),
+    /// Accept a WebSocket handshake announced by [`ToHandler::Upgrade`]: the connmgr writes
+    /// `101 Switching Protocols` with its own `Sec-WebSocket-Accept` and extension headers plus
+    /// these headers (e.g. `Sec-WebSocket-Protocol` chosen by the backend).
+    WsAccept(WsAccept),
+    /// A message to send to a WebSocket client; its payload counts against the stream's credits.
+    WsMessage(WsMessage),
+    /// Send a close frame to the client, then close the connection once the client answers
+    /// (or at once if the client closed first).
+    WsClose(WsClose),
+    /// One message for many WebSocket streams on this worker: framed (and, where negotiated,
+    /// compressed) once per worker, counted against each stream's credits.
+    WsFanout(WsFanout),
+}
+
+/// Accepting a WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WsAccept {
+    /// The stream (the id of the [`ToHandler::Upgrade`]).
+    pub id: StreamId,
+    /// Extra headers for the 101 response.
+    pub headers: Vec<Header>,
+}
+
+/// What kind of WebSocket message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WsKind {
+    /// UTF-8 text.
+    Text,
+    /// Binary data.
+    Binary,
+    /// A ping (payload up to 125 bytes).
+    Ping,
+    /// A pong (payload up to 125 bytes).
+    Pong,
+}
+
+/// One complete WebSocket message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WsMessage {
+    /// The stream.
+    pub id: StreamId,
+    /// Text, binary, ping or pong.
+    pub kind: WsKind,
+    /// The payload.
+    pub data: Bytes,
+}
+
+/// A WebSocket close frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WsClose {
+    /// The stream.
+    pub id: StreamId,
+    /// Close code (`None`: a close frame without a payload).
+    pub code: Option<u16>,
+    /// UTF-8 reason (empty when there is none).
+    pub reason: String,
+}
+
+/// One message for many WebSocket streams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WsFanout {
+    /// The streams, all on the receiving worker. Unknown or closed ids are skipped.
+    pub ids: Vec<StreamId>,
+    /// Text, binary, ping or pong.
+    pub kind: WsKind,
+    /// The payload.
+    pub data: Bytes,
 }
 
 /// One payload appended to the response body of many streams.
@@ -468,6 +547,36 @@ mod tests {
             "82",             //   map, 2 entries
             "a3696473",
             "920102", //   "ids": [1, 2]
+            "a464617461",
+            "c40178", //   "data": bin8 "x"
+        );
+        assert_eq!(hex::encode(encode(&packet).unwrap()), expected);
+    }
+
+    #[test]
+    fn golden_bytes_ws_message() {
+        let packet = Packet {
+            epoch: 1,
+            msgs: vec![ToConnmgr::WsMessage(WsMessage {
+                id: StreamId(3),
+                kind: WsKind::Text,
+                data: Bytes::from_static(b"x"),
+            })],
+        };
+        let expected = concat!(
+            "82",
+            "a565706f6368",
+            "01",
+            "a46d736773",
+            "91",
+            "81",
+            "a9",
+            "57734d657373616765", // {"WsMessage":
+            "83",                 //   map, 3 entries
+            "a26964",
+            "03", //   "id": 3
+            "a46b696e64",
+            "a454657874", //   "kind": "Text"
             "a464617461",
             "c40178", //   "data": bin8 "x"
         );

@@ -500,6 +500,18 @@ impl Worker {
         };
         let (id, kind) = match &msg {
             ToConnmgr::Hello | ToConnmgr::Heartbeat | ToConnmgr::Fanout(_) => return,
+            // WebSockets are not served yet: the connmgr never announces an Upgrade, so a
+            // handler cannot legitimately send these.
+            ToConnmgr::WsAccept(_)
+            | ToConnmgr::WsMessage(_)
+            | ToConnmgr::WsClose(_)
+            | ToConnmgr::WsFanout(_) => {
+                debug!(
+                    worker = self.index,
+                    "WebSocket message from the handler ignored"
+                );
+                return;
+            }
             ToConnmgr::Response(head) => (head.id, "response"),
             ToConnmgr::Body(body) => (body.id, "body"),
             ToConnmgr::Credit(credit) => (credit.id, "credit"),
@@ -518,7 +530,7 @@ impl Worker {
             ToConnmgr::Body(body) => conn.on_body(slot, body, cx),
             ToConnmgr::Credit(credit) => conn.on_credit(slot, credit.bytes, cx),
             ToConnmgr::Close(_) => conn.on_close(cx),
-            ToConnmgr::Hello | ToConnmgr::Heartbeat | ToConnmgr::Fanout(_) => Status::Open,
+            _ => Status::Open,
         };
         self.after(slot, status);
     }

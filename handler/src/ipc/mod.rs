@@ -187,6 +187,14 @@ pub(crate) fn weight(msg: &ToConnmgr) -> usize {
             ToConnmgr::Body(body) => body.data.len(),
             // The payload travels once per worker; each id costs its 8 bytes in the packet.
             ToConnmgr::Fanout(fanout) => fanout.data.len() + fanout.ids.len() * 8,
+            ToConnmgr::WsMessage(msg) => msg.data.len(),
+            ToConnmgr::WsFanout(fanout) => fanout.data.len() + fanout.ids.len() * 8,
+            ToConnmgr::WsAccept(accept) => accept
+                .headers
+                .iter()
+                .map(|h| h.0.len() + h.1.len() + 4)
+                .sum::<usize>(),
+            ToConnmgr::WsClose(close) => close.reason.len(),
             ToConnmgr::Hello
             | ToConnmgr::Heartbeat
             | ToConnmgr::Credit(_)
