@@ -20,6 +20,10 @@
 //! - [`logfmt`]: the log line format all processes share.
 //! - [`jwt`]: `Grip-Sig` tokens: signing requests to origins and trusting upstream proxies
 //!   (reference §4.10).
+//! - [`wsevents`]: the `application/websocket-events` body of WebSocket-over-HTTP, with the
+//!   bytes and request headers Pushpin 1.36 was observed to send (reference §5.3).
+//! - [`wscontrol`]: GRIP on WebSockets: the `grip` extension, classifying origin messages, and
+//!   the `c:` control messages with Pushpin's exact error texts (reference §5.2, §5.4).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -30,3 +34,5 @@ pub mod logfmt;
 pub mod publish;
 pub mod routes;
 pub mod tnetstring;
+pub mod wscontrol;
+pub mod wsevents;
