@@ -4,6 +4,8 @@
 #
 #   benches/scripts/proxy-compare.sh [duration-seconds] [connections]
 #
+# HOLDFAST_BIN_DIR=<dir> uses prebuilt binaries instead of building this checkout.
+#
 # Installs wrk, nginx (the backend) and pushpin with apt if missing. Uses loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +19,11 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --bins -q
+# HOLDFAST_BIN_DIR points at prebuilt binaries (e.g. another checkout's target/release).
+bin_dir=${HOLDFAST_BIN_DIR:-target/release}
+if [ -z "${HOLDFAST_BIN_DIR:-}" ]; then
+  cargo build --release --bins -q
+fi
 
 work=$(mktemp -d /tmp/hf-bench.XXXXXX)
 pids=()
@@ -105,7 +111,7 @@ push_in_http_port=38561
 command_spec=tcp://127.0.0.1:38563
 CONF
 echo "* 127.0.0.1:$backend_port" > "$work/hf/routes"
-target/release/holdfast --config "$work/hf/pushpin.conf" -m >"$work/hf/out.log" 2>&1 &
+"$bin_dir/holdfast" --config "$work/hf/pushpin.conf" -m >"$work/hf/out.log" 2>&1 &
 pids+=($!)
 
 for port in $backend_port $hf_port $pp_port; do
