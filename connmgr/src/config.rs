@@ -21,6 +21,13 @@ pub const MAX_WORKERS: usize = 1024;
 /// Most `--listen` addresses.
 pub const MAX_LISTENERS: usize = 256;
 
+/// Default `--max-message-size`: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = crate::ws::DEFAULT_MAX_MESSAGE_SIZE;
+
+/// Largest accepted `--max-message-size`: a client message travels to the handler in one
+/// packet, which must stay well under the protocol's packet limit.
+pub const MAX_MESSAGE_SIZE: usize = 60 * 1024 * 1024;
+
 /// Command line of `holdfast-connmgr`.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -60,6 +67,17 @@ pub struct Args {
     /// Seconds without client I/O after which a connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub stream_timeout: u64,
+
+    /// Negotiate permessage-deflate with WebSocket clients that offer it (Pushpin's
+    /// `allow_compression`). Server messages are always compressed without context takeover, so
+    /// a message published to many clients is compressed once.
+    #[arg(long)]
+    pub compression: bool,
+
+    /// Largest WebSocket message accepted from a client, in bytes, after reassembly and
+    /// decompression (default 16 MiB); a larger one closes the WebSocket with code 1009.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
+    pub max_message_size: usize,
 
     /// Log level: 0 error, 1 warn, 2 info, 3 debug, 4 trace.
     #[arg(long, value_name = "N", default_value_t = 2,
@@ -109,6 +127,9 @@ pub enum ConfigError {
     /// An empty handler spec.
     #[error("--handler-spec must not be empty")]
     HandlerSpec,
+    /// `--max-message-size` out of range.
+    #[error("--max-message-size {0} is out of range: use 1..={MAX_MESSAGE_SIZE}")]
+    MaxMessageSize(usize),
 }
 
 /// Validated configuration.
@@ -126,8 +147,12 @@ pub struct Config {
     pub buffer_size: usize,
     /// Connection limit across workers.
     pub maxconn: usize,
-    /// Inactivity timeout.
+    /// Inactivity timeout (HTTP and WebSocket alike).
     pub stream_timeout: Duration,
+    /// Negotiate permessage-deflate with WebSocket clients.
+    pub compression: bool,
+    /// Largest WebSocket message accepted from a client.
+    pub max_message_size: usize,
     /// 0..=4.
     pub log_level: u8,
 }
@@ -153,6 +178,9 @@ impl Config {
         if args.handler_spec.trim().is_empty() {
             return Err(ConfigError::HandlerSpec);
         }
+        if !(1..=MAX_MESSAGE_SIZE).contains(&args.max_message_size) {
+            return Err(ConfigError::MaxMessageSize(args.max_message_size));
+        }
         let instance_id = args
             .instance_id
             .unwrap_or_else(|| format!("connmgr-{}", std::process::id()));
@@ -175,6 +203,8 @@ impl Config {
             buffer_size: args.buffer_size,
             maxconn: args.maxconn,
             stream_timeout: Duration::from_secs(args.stream_timeout),
+            compression: args.compression,
+            max_message_size: args.max_message_size,
             log_level: args.log_level,
         })
     }
@@ -226,6 +256,8 @@ mod tests {
         assert_eq!(c.maxconn_per_worker(), 12_500);
         assert_eq!(c.stream_timeout, Duration::from_secs(1800));
         assert_eq!(c.log_level, 2);
+        assert!(!c.compression);
+        assert_eq!(c.max_message_size, 16 << 20);
         assert_eq!(c.instance_id, format!("connmgr-{}", std::process::id()));
     }
 
@@ -241,6 +273,8 @@ mod tests {
             "--maxconn=2",
             "--stream-timeout=5",
             "--log-level=4",
+            "--compression",
+            "--max-message-size=1000",
         ])
         .unwrap();
         let c = Config::from_args(a, 8).unwrap();
@@ -249,6 +283,8 @@ mod tests {
         assert_eq!(c.workers, 3);
         assert_eq!(c.maxconn_per_worker(), 1);
         assert_eq!(c.stream_timeout, Duration::from_secs(5));
+        assert!(c.compression);
+        assert_eq!(c.max_message_size, 1000);
     }
 
     #[test]
@@ -269,6 +305,12 @@ mod tests {
         check(&["--maxconn", "0"], ConfigError::MaxConn);
         check(&["--stream-timeout", "0"], ConfigError::StreamTimeout);
         check(&["--instance-id", "a b"], ConfigError::InstanceId);
+        check(&["--max-message-size", "0"], ConfigError::MaxMessageSize(0));
+        let huge = (MAX_MESSAGE_SIZE + 1).to_string();
+        check(
+            &["--max-message-size", &huge],
+            ConfigError::MaxMessageSize(MAX_MESSAGE_SIZE + 1),
+        );
         let a = args(&["--listen", "1", "--handler-spec", " "]).unwrap();
         assert_eq!(Config::from_args(a, 2), Err(ConfigError::HandlerSpec));
     }

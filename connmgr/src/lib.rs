@@ -32,6 +32,20 @@
 //! payload for each stream without copying it and charges it to each stream's credits like a
 //! `Body` with `more: true` (see [`worker`], "Fanout"). `Credit` and `Close` complete the set.
 //!
+//! # WebSockets
+//!
+//! A request with `Upgrade: websocket` is checked by the connection manager ([`ws::handshake`]):
+//! an invalid one gets `400` and never reaches the handler; a valid one goes to the handler as
+//! `Upgrade`, which answers `WsAccept` (the worker writes the `101`) or an ordinary `Response`
+//! (the rejection, after which the connection closes). Then messages flow as `WsMessage` both
+//! ways, within credits counted in payload bytes exactly like bodies, and `WsFanout` carries one
+//! message to many WebSockets on a worker, framed and compressed once. The closing handshake
+//! goes through the handler (`WsClose` both ways, with a 5-second grace period); protocol errors
+//! close with the RFC 6455 code and `Closed`. `--compression` enables permessage-deflate
+//! (Pushpin's `allow_compression`); `--max-message-size` (default 16 MiB) bounds a client
+//! message after reassembly and decompression. `--stream-timeout` applies as for HTTP. See the
+//! worker's `ws_conn` module for the details.
+//!
 //! # Held streams
 //!
 //! A request may wait minutes for its response (GRIP response hold) and a streamed response may
@@ -171,6 +185,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
             buffer_size: config.buffer_size,
             response_window: window,
             stream_timeout: config.stream_timeout,
+            compression: config.compression,
+            max_message_size: config.max_message_size,
             max_conns: config.maxconn_per_worker(),
         })?);
         wakers.push(Arc::new(waker));

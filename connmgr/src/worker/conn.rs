@@ -13,6 +13,9 @@
 //!   to `Finishing`.
 //! - [`Phase::Finishing`]: the last bytes (a final response, an error) are being written; then
 //!   the write side is shut down.
+//! - [`Phase::WebSocket`]: the handler accepted a WebSocket upgrade; frames flow both ways
+//!   (see [`super::ws_conn`]) until the closing handshake, a protocol error or a timeout moves
+//!   the connection to `Finishing` or closes it.
 //! - [`Phase::Linger`]: after shutting down the write side the connection reads and discards
 //!   input for a short while before closing, so the client receives the last response instead of
 //!   a reset caused by unread input (the "lingering close" of HTTP servers).
@@ -59,9 +62,11 @@ use tracing::{debug, warn};
 use super::ctx::Ctx;
 use super::stream::{push_body, push_fanout, take_body, FanoutOutcome, RequestBody, Resp, Stream};
 use super::write_queue::{Segment, WriteQueue};
+use super::ws_conn::{is_handshake_header, WsSession};
 use crate::http1::chunked::{ChunkError, ChunkedDecoder};
 use crate::http1::request::{self, BodyFraming};
 use crate::http1::response::{self, Framing, RequestInfo};
+use crate::ws::handshake;
 
 /// How long a closing connection keeps discarding client input after its last byte was sent.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -85,9 +90,10 @@ pub enum Status {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Head,
     Active,
+    WebSocket,
     Finishing,
     Linger { until: Instant },
 }
@@ -115,17 +121,19 @@ pub struct FanoutDelivery {
 #[derive(Debug)]
 pub struct Conn {
     sock: TcpStream,
-    peer: SocketAddr,
-    local_port: u16,
+    pub(super) peer: SocketAddr,
+    pub(super) local_port: u16,
     uid: u64,
-    rbuf: Option<Box<[u8]>>,
-    rstart: usize,
-    rend: usize,
-    wq: WriteQueue,
+    pub(super) rbuf: Option<Box<[u8]>>,
+    pub(super) rstart: usize,
+    pub(super) rend: usize,
+    pub(super) wq: WriteQueue,
     readable: bool,
     writable: bool,
-    phase: Phase,
-    stream: Option<Box<Stream>>,
+    pub(super) phase: Phase,
+    pub(super) stream: Option<Box<Stream>>,
+    /// The open WebSocket (while the handler has its stream).
+    pub(super) ws: Option<Box<WsSession>>,
     last_activity: Instant,
     timer_tick: Option<u64>,
     discarded: usize,
@@ -148,6 +156,7 @@ impl Conn {
             writable: false,
             phase: Phase::Head,
             stream: None,
+            ws: None,
             last_activity: now,
             timer_tick: None,
             discarded: 0,
@@ -166,17 +175,23 @@ impl Conn {
 
     /// The open stream, if any.
     pub fn stream_id(&self) -> Option<StreamId> {
-        self.stream.as_ref().map(|s| s.id)
+        match (&self.stream, &self.ws) {
+            (Some(s), _) => Some(s.id),
+            (None, Some(ws)) => Some(ws.id),
+            (None, None) => None,
+        }
     }
 
-    /// A stream is open and its response is not complete.
+    /// A stream is open and its response is not complete, or a WebSocket is open.
     pub fn in_flight(&self) -> bool {
-        self.stream.as_ref().is_some_and(|s| s.in_flight())
+        self.stream.as_ref().is_some_and(|s| s.in_flight()) || self.ws.is_some()
     }
 
     /// Nothing open and nothing to write: can be closed at shutdown without losing anything.
     pub fn is_idle(&self) -> bool {
-        self.stream.is_none() && matches!(self.phase, Phase::Head | Phase::Linger { .. })
+        self.stream.is_none()
+            && self.ws.is_none()
+            && matches!(self.phase, Phase::Head | Phase::Linger { .. })
     }
 
     /// The wheel tick of this connection's pending timer entry.
@@ -191,9 +206,15 @@ impl Conn {
 
     /// When this connection times out if nothing happens.
     pub fn deadline(&self, cx: &Ctx) -> Instant {
+        let inactive = self.last_activity + cx.stream_timeout;
         match self.phase {
             Phase::Linger { until } => until,
-            _ => self.last_activity + cx.stream_timeout,
+            Phase::WebSocket => self
+                .ws
+                .as_ref()
+                .and_then(|ws| ws.grace_deadline())
+                .map_or(inactive, |t| t.min(inactive)),
+            _ => inactive,
         }
     }
 
@@ -221,7 +242,7 @@ impl Conn {
     }
 
     /// [`Self::drive`] without the credit return.
-    fn drive_quiet(&mut self, slot: usize, cx: &mut Ctx) -> Status {
+    pub(super) fn drive_quiet(&mut self, slot: usize, cx: &mut Ctx) -> Status {
         let status = self.drive_inner(slot, cx);
         if status == Status::Open && self.rbuf.is_some() && self.rstart == self.rend {
             self.release_read_buffer(cx);
@@ -242,6 +263,9 @@ impl Conn {
                         }
                         if written.blocked {
                             self.writable = false;
+                        }
+                        if let Some(ws) = self.ws.as_mut() {
+                            ws.on_written(written.bytes);
                         }
                         if let Some(stream) = self.stream.as_mut() {
                             let body = u32::try_from(written.body).unwrap_or(u32::MAX);
@@ -297,6 +321,10 @@ impl Conn {
                     Ok(moved) => progress |= moved,
                     Err(e) => return self.bad_body(slot, e, cx),
                 },
+                Phase::WebSocket => match self.ws_step(cx) {
+                    Ok(moved) => progress |= moved,
+                    Err(status) => return status,
+                },
                 Phase::Linger { .. } => {
                     self.discarded += self.rend - self.rstart;
                     self.rstart = 0;
@@ -315,10 +343,21 @@ impl Conn {
     }
 
     /// The response head from the handler.
-    pub fn on_response(&mut self, slot: usize, head: ResponseHead, cx: &mut Ctx) -> Status {
+    pub fn on_response(&mut self, slot: usize, mut head: ResponseHead, cx: &mut Ctx) -> Status {
         let Some(stream) = self.stream.as_mut() else {
             return Status::Open;
         };
+        if stream.upgrade.is_some() {
+            // A rejected WebSocket upgrade: an ordinary response, then the connection closes.
+            if head.code == 101 {
+                return self.handler_violation(
+                    slot,
+                    "101 Response to an upgrade (not WsAccept)",
+                    cx,
+                );
+            }
+            head.headers.retain(|h| !is_handshake_header(&h.0));
+        }
         match stream.resp {
             Resp::Waiting => {}
             Resp::Done { .. } => {
@@ -445,8 +484,9 @@ impl Conn {
 
     /// Sends the credit [`Self::on_fanout`] held back, if stream `id` is still the open one.
     pub fn flush_credit(&mut self, id: StreamId, cx: &mut Ctx) {
-        match self.stream.as_mut() {
-            Some(stream) if stream.id == id => stream.credit_deferred = false,
+        match (self.stream.as_mut(), self.ws.as_mut()) {
+            (Some(stream), _) if stream.id == id => stream.credit_deferred = false,
+            (None, Some(ws)) if ws.id == id => ws.credit_deferred = false,
             _ => return,
         }
         self.return_credit(cx);
@@ -463,6 +503,9 @@ impl Conn {
         if let Some(stream) = self.stream.as_mut() {
             stream.req_credits = stream.req_credits.saturating_add(bytes);
         }
+        if let Some(ws) = self.ws.as_mut() {
+            ws.add_credit(bytes);
+        }
         self.drive(slot, cx)
     }
 
@@ -473,9 +516,12 @@ impl Conn {
     }
 
     /// The connection's timer fired (it may have been refreshed since it was scheduled).
-    pub fn on_timeout(&mut self, cx: &mut Ctx) -> Status {
+    pub fn on_timeout(&mut self, slot: usize, cx: &mut Ctx) -> Status {
         if cx.now < self.deadline(cx) {
             return Status::Open;
+        }
+        if self.phase == Phase::WebSocket {
+            return self.ws_timeout(slot, cx);
         }
         if self.in_flight() {
             debug!(peer = %self.peer, "stream timed out");
@@ -487,6 +533,9 @@ impl Conn {
     /// The handler is gone while this stream waits for it: answer `502` if nothing was sent
     /// yet, else close (the client sees a truncated response).
     pub fn fail(&mut self, slot: usize, reason: CloseReason, cx: &mut Ctx) -> Status {
+        if self.ws.is_some() {
+            return self.ws_fail(slot, reason, cx);
+        }
         let Some(stream) = self.stream.as_ref() else {
             return Status::Open;
         };
@@ -518,7 +567,7 @@ impl Conn {
 
     fn wants_read(&self) -> bool {
         match self.phase {
-            Phase::Head | Phase::Active => {
+            Phase::Head | Phase::Active | Phase::WebSocket => {
                 !(self.rstart == 0 && self.rbuf.as_ref().is_some_and(|b| self.rend == b.len()))
             }
             Phase::Linger { .. } => true,
@@ -598,6 +647,9 @@ impl Conn {
     }
 
     fn open_stream(&mut self, slot: usize, req: request::Request, cx: &mut Ctx) {
+        if handshake::is_upgrade(&req.headers) {
+            return self.open_upgrade(slot, req, cx);
+        }
         let body = match req.body {
             BodyFraming::None => RequestBody::Done,
             BodyFraming::Length(n) => RequestBody::Length(n),
@@ -615,6 +667,7 @@ impl Conn {
             resp_unacked: 0,
             last_fanout: 0,
             credit_deferred: false,
+            upgrade: None,
         });
         let input = match self.rbuf.as_ref() {
             Some(buf) => &buf[self.rstart..self.rend],
@@ -727,7 +780,7 @@ impl Conn {
         Status::Close
     }
 
-    fn handler_violation(&mut self, slot: usize, what: &str, cx: &mut Ctx) -> Status {
+    pub(super) fn handler_violation(&mut self, slot: usize, what: &str, cx: &mut Ctx) -> Status {
         let Some(stream) = self.stream.as_ref() else {
             return Status::Close;
         };
@@ -746,7 +799,13 @@ impl Conn {
 
     /// Drops the stream; if it was waiting for the handler, settles it and (with a reason) tells
     /// the handler.
-    fn end_stream(&mut self, reason: Option<CloseReason>, cx: &mut Ctx) {
+    pub(super) fn end_stream(&mut self, reason: Option<CloseReason>, cx: &mut Ctx) {
+        if let Some(ws) = self.ws.take() {
+            cx.stream_settled();
+            if let Some(reason) = reason {
+                cx.send(ToHandler::Closed(Closed { id: ws.id, reason }));
+            }
+        }
         if let Some(stream) = self.stream.take() {
             if stream.in_flight() {
                 cx.stream_settled();
@@ -790,6 +849,12 @@ impl Conn {
 
     /// Returns written response bytes to the handler as credit.
     fn return_credit(&mut self, cx: &mut Ctx) {
+        if let Some(ws) = self.ws.as_mut() {
+            if let Some(bytes) = ws.take_credit() {
+                cx.send(ToHandler::Credit(Credit { id: ws.id, bytes }));
+            }
+            return;
+        }
         let Some(stream) = self.stream.as_mut() else {
             return;
         };

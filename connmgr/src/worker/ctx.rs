@@ -10,6 +10,48 @@ use holdfast_proto::internal::{StreamId, ToHandler};
 
 use super::write_queue::Segment;
 use crate::pool::{BufferPool, DequePool, DEFAULT_MAX_SPARE};
+use crate::ws::deflate::{MessageCompressor, DEFAULT_LEVEL};
+use crate::ws::extension::DeflateOptions;
+use crate::ws::Limits;
+
+/// A worker's WebSocket settings, and its one message compressor.
+#[derive(Debug, Default)]
+pub struct WsSettings {
+    /// Negotiate permessage-deflate (`--compression`).
+    pub compression: bool,
+    /// Frame and message limits for client input.
+    pub limits: Limits,
+    /// Created when the first compressed message is sent; its state is large, and every
+    /// connection shares it because each message starts from a fresh state.
+    compressor: Option<MessageCompressor>,
+}
+
+impl WsSettings {
+    /// Settings for `--compression` and `--max-message-size`. The frame limit leaves room
+    /// for DEFLATE's worst-case growth of an incompressible message of the largest size.
+    pub fn new(compression: bool, max_message_size: usize) -> Self {
+        let frame = max_message_size as u64 + (max_message_size as u64 >> 4) + 1024;
+        Self {
+            compression,
+            limits: Limits {
+                max_frame_size: frame,
+                max_message_size,
+            },
+            compressor: None,
+        }
+    }
+
+    /// How to negotiate permessage-deflate, `None` when compression is off.
+    pub fn deflate_options(&self) -> Option<DeflateOptions> {
+        self.compression.then(DeflateOptions::default)
+    }
+
+    /// The worker's compressor (`server_no_context_takeover`).
+    pub fn compressor(&mut self) -> &mut MessageCompressor {
+        self.compressor
+            .get_or_insert_with(|| MessageCompressor::new(DEFAULT_LEVEL))
+    }
+}
 
 /// Per-worker context handed to every [`super::conn::Conn`] call.
 #[derive(Debug)]
@@ -30,6 +72,8 @@ pub struct Ctx {
     pub buffers: BufferPool,
     /// Write queue deques.
     pub deques: DequePool<Segment>,
+    /// WebSocket settings.
+    pub ws: WsSettings,
     outbox: Vec<ToHandler>,
     outbox_bytes: usize,
     generations: Vec<u32>,
@@ -53,6 +97,7 @@ impl Ctx {
             draining: false,
             buffers: BufferPool::new(buffer_size, DEFAULT_MAX_SPARE),
             deques: DequePool::new(DEFAULT_MAX_SPARE),
+            ws: WsSettings::default(),
             outbox: Vec::new(),
             outbox_bytes: 0,
             generations: Vec::new(),
@@ -133,7 +178,7 @@ impl Ctx {
 
 fn approximate_size(msg: &ToHandler) -> usize {
     match msg {
-        ToHandler::Request(head) => {
+        ToHandler::Request(head) | ToHandler::Upgrade(head) => {
             128 + head.method.len()
                 + head.target.len()
                 + head.body.len()
@@ -144,6 +189,7 @@ fn approximate_size(msg: &ToHandler) -> usize {
                     .sum::<usize>()
         }
         ToHandler::Body(body) => 32 + body.data.len(),
+        ToHandler::WsMessage(msg) => 32 + msg.data.len(),
         _ => 32,
     }
 }

@@ -29,6 +29,11 @@
 //! are returned once the whole packet has been applied, one `Credit` per stream however many
 //! fanouts the packet held.
 //!
+//! A [`ToConnmgr::WsFanout`] is the same for WebSockets: the frame header is built once and the
+//! payload compressed at most once (for the connections that negotiated permessage-deflate,
+//! all with `server_no_context_takeover`), then the shared `Bytes` is queued on each listed
+//! WebSocket within its credits; the same skip, cut-off and deferred-credit rules apply.
+//!
 //! # Handler liveness
 //!
 //! Every packet from the handler carries its epoch. A new epoch means the handler restarted and
@@ -50,12 +55,13 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod write_queue;
+mod ws_conn;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use holdfast_proto::internal::{
-    decode, encode, CloseReason, Fanout, Hello, Packet, StreamId, ToConnmgr, ToHandler,
+    decode, encode, CloseReason, Fanout, Hello, Packet, StreamId, ToConnmgr, ToHandler, WsFanout,
     HEARTBEAT_INTERVAL_MS, PEER_TIMEOUT_MS,
 };
 use mio::net::TcpListener;
@@ -64,8 +70,9 @@ use slab::Slab;
 use tracing::{debug, error, info, trace, warn};
 
 use self::conn::{Conn, Status};
-use self::ctx::Ctx;
+use self::ctx::{Ctx, WsSettings};
 use self::stream::FanoutOutcome;
+use self::ws_conn::OutFrame;
 use crate::config::MAX_LISTENERS;
 use crate::handler_link::{HandlerLink, LinkError};
 use crate::shutdown::{Phase, ShutdownState};
@@ -115,6 +122,10 @@ pub struct WorkerSetup {
     pub response_window: u32,
     /// Inactivity timeout.
     pub stream_timeout: Duration,
+    /// Negotiate permessage-deflate with WebSocket clients.
+    pub compression: bool,
+    /// Largest WebSocket message accepted from a client.
+    pub max_message_size: usize,
     /// This worker's share of the connection limit.
     pub max_conns: usize,
 }
@@ -218,17 +229,19 @@ impl Worker {
         }
         setup.link.register(setup.poll.registry(), LINK)?;
         let now = Instant::now();
+        let mut cx = Ctx::new(
+            now,
+            setup.buffer_size,
+            setup.response_window,
+            setup.stream_timeout,
+        );
+        cx.ws = WsSettings::new(setup.compression, setup.max_message_size);
         Ok(Self {
             index,
             poll: setup.poll,
             listeners,
             conns: Slab::new(),
-            cx: Ctx::new(
-                now,
-                setup.buffer_size,
-                setup.response_window,
-                setup.stream_timeout,
-            ),
+            cx,
             wheel: TimerWheel::new(now, TIMER_RESOLUTION, TIMER_SLOTS),
             expired: Vec::new(),
             link: setup.link,
@@ -496,22 +509,15 @@ impl Worker {
     fn dispatch(&mut self, msg: ToConnmgr) {
         let msg = match msg {
             ToConnmgr::Fanout(fanout) => return self.fanout(fanout),
+            ToConnmgr::WsFanout(fanout) => return self.ws_fanout(fanout),
             other => other,
         };
         let (id, kind) = match &msg {
             ToConnmgr::Hello | ToConnmgr::Heartbeat | ToConnmgr::Fanout(_) => return,
-            // WebSockets are not served yet: the connmgr never announces an Upgrade, so a
-            // handler cannot legitimately send these.
-            ToConnmgr::WsAccept(_)
-            | ToConnmgr::WsMessage(_)
-            | ToConnmgr::WsClose(_)
-            | ToConnmgr::WsFanout(_) => {
-                debug!(
-                    worker = self.index,
-                    "WebSocket message from the handler ignored"
-                );
-                return;
-            }
+            ToConnmgr::WsFanout(_) => return,
+            ToConnmgr::WsAccept(accept) => (accept.id, "ws accept"),
+            ToConnmgr::WsMessage(msg) => (msg.id, "ws message"),
+            ToConnmgr::WsClose(close) => (close.id, "ws close"),
             ToConnmgr::Response(head) => (head.id, "response"),
             ToConnmgr::Body(body) => (body.id, "body"),
             ToConnmgr::Credit(credit) => (credit.id, "credit"),
@@ -530,6 +536,9 @@ impl Worker {
             ToConnmgr::Body(body) => conn.on_body(slot, body, cx),
             ToConnmgr::Credit(credit) => conn.on_credit(slot, credit.bytes, cx),
             ToConnmgr::Close(_) => conn.on_close(cx),
+            ToConnmgr::WsAccept(accept) => conn.on_ws_accept(slot, accept, cx),
+            ToConnmgr::WsMessage(msg) => conn.on_ws_message(slot, msg, cx),
+            ToConnmgr::WsClose(close) => conn.on_ws_close(slot, close, cx),
             _ => Status::Open,
         };
         self.after(slot, status);
@@ -566,6 +575,61 @@ impl Worker {
             }
             self.after(slot, result.status);
         }
+        self.record_fanout("fanout", data.len(), delivered, skipped, cut_off);
+    }
+
+    /// Sends one WebSocket message to every listed stream that can take it: framed (and, for
+    /// connections with permessage-deflate, compressed) once, the same bytes queued on each.
+    fn ws_fanout(&mut self, fanout: WsFanout) {
+        let WsFanout { ids, kind, data } = fanout;
+        let bytes = data.len();
+        let mut out = match OutFrame::new(kind, data) {
+            Ok(out) => out,
+            Err(what) => {
+                warn!(
+                    worker = self.index,
+                    "handler protocol violation: {what} (WsFanout); dropped"
+                );
+                return;
+            }
+        };
+        self.fanout_seq += 1;
+        let seq = self.fanout_seq;
+        let (mut delivered, mut skipped, mut cut_off) = (0u64, 0u64, 0u64);
+        for id in ids {
+            let Some(slot) = self.stream_slot(id) else {
+                trace!(worker = self.index, stream = %id, "ws fanout: stream gone; skipped");
+                skipped += 1;
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            let result = conn.on_ws_fanout(slot, &mut out, seq, &mut self.cx);
+            match result.outcome {
+                FanoutOutcome::Queued => delivered += 1,
+                FanoutOutcome::OverCredit => cut_off += 1,
+                other => {
+                    trace!(worker = self.index, stream = %id, "ws fanout: {}; skipped", other.as_str());
+                    skipped += 1;
+                }
+            }
+            if result.credit_deferred {
+                self.credit_due.push((slot, id));
+            }
+            self.after(slot, result.status);
+        }
+        self.record_fanout("ws fanout", bytes, delivered, skipped, cut_off);
+    }
+
+    fn record_fanout(
+        &mut self,
+        what: &str,
+        bytes: usize,
+        delivered: u64,
+        skipped: u64,
+        cut_off: u64,
+    ) {
         let stats = &mut self.fanout_stats;
         stats.messages += 1;
         stats.delivered += delivered;
@@ -573,14 +637,14 @@ impl Worker {
         stats.cut_off += cut_off;
         debug!(
             worker = self.index,
-            bytes = data.len(),
+            bytes,
             delivered,
             skipped,
             cut_off,
             total_delivered = stats.delivered,
             total_skipped = stats.skipped,
             total_cut_off = stats.cut_off,
-            "fanout"
+            "{what}"
         );
     }
 
@@ -627,7 +691,7 @@ impl Worker {
                 continue;
             }
             conn.set_timer_tick(None);
-            let status = conn.on_timeout(&mut self.cx);
+            let status = conn.on_timeout(slot, &mut self.cx);
             self.after(slot, status);
         }
         self.expired = expired;
@@ -695,10 +759,22 @@ impl Worker {
         for slot in idle {
             self.remove(slot);
         }
+        let websockets: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_websocket())
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in websockets {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                let status = conn.ws_going_away(slot, &mut self.cx);
+                self.after(slot, status);
+            }
+        }
         debug!(
             worker = self.index,
             remaining = self.conns.len(),
-            "draining: listeners closed, idle connections closed"
+            "draining: listeners closed, idle connections closed, WebSockets closing"
         );
     }
 

@@ -12,6 +12,7 @@ use super::ctx::Ctx;
 use super::write_queue::{Segment, WriteQueue};
 use crate::http1::chunked::{ChunkError, ChunkedDecoder};
 use crate::http1::response::{self, Framing, LAST_CHUNK};
+use crate::ws::handshake::Accepted;
 
 #[derive(Debug)]
 /// How much request body is still to come.
@@ -74,6 +75,8 @@ pub(super) struct Stream {
     /// The worker holds this stream's credit return until the end of the handler packet being
     /// applied (so several fanouts in one packet cost one `Credit`).
     pub(super) credit_deferred: bool,
+    /// A valid WebSocket upgrade waiting for the handler's `WsAccept` (or its rejection).
+    pub(super) upgrade: Option<Box<Accepted>>,
 }
 
 impl Stream {
@@ -286,6 +289,7 @@ mod tests {
             resp_unacked: 0,
             last_fanout: 0,
             credit_deferred: false,
+            upgrade: None,
         }
     }
 
