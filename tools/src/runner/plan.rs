@@ -192,6 +192,9 @@ pub fn plan(args: &Args, config: &Config) -> Result<Plan, PlanError> {
         config.runner.client_buffer_size
     ));
     connmgr_args.push(format!("--maxconn={}", config.runner.client_maxconn));
+    if config.runner.allow_compression {
+        connmgr_args.push("--compression".to_string());
+    }
     connmgr_args.push(format!("--log-level={}", levels.connmgr));
 
     let children = vec![
@@ -342,6 +345,18 @@ mod tests {
         assert!(plan.notes[0].contains("'zurl'"));
         config.runner.http_ports.clear();
         assert_eq!(super::plan(&args(&[]), &config), Err(PlanError::NoPorts));
+    }
+
+    #[test]
+    fn allow_compression_enables_websocket_deflate() {
+        let mut config = Config::builtin(&Overrides::default());
+        assert!(!plan(&args(&[]), &config).unwrap().children[1]
+            .args
+            .contains(&"--compression".to_string()));
+        config.runner.allow_compression = true;
+        assert!(plan(&args(&[]), &config).unwrap().children[1]
+            .args
+            .contains(&"--compression".to_string()));
     }
 
     #[test]
