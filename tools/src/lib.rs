@@ -5,8 +5,10 @@
 //!   stops everything if one of them dies.
 //! - [`log`]: the one-line log format the runner writes.
 //! - [`publish`]: the `holdfast-publish` command, a drop-in for `pushpin-publish`.
+//! - [`loadgen`]: the `holdfast-loadgen` command, the end-to-end load generator and GRIP backend.
 #![deny(unsafe_code)]
 
+pub mod loadgen;
 pub mod log;
 pub mod publish;
 pub mod runner;

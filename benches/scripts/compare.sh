@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Holdfast vs Pushpin 1.36 vs the no-proxy limit server, end to end, with holdfast-loadgen:
+# held connections (setup rate, memory per connection), fan-out to one channel (HTTP streaming
+# and SSE) and many-channel delivery. Prints one Markdown table with ratios.
+#
+#   benches/scripts/compare.sh
+#
+# Parameters (environment):
+#   HOLD_N=5000          idle subscribers for `hold` (16000 fits the 20000 open-file hard limit)
+#   FANOUT_N=1000        subscribers for `fanout`
+#   FANOUT_K=300         messages for `fanout`
+#   CHANNELS_N=2000      subscribers/channels for `channels`
+#   CONCURRENCY=64       connections being opened at once (Pushpin answers 500 "Accept service
+#                        unavailable" / 502 above ~100 concurrent opens; the same for everyone)
+#   SETTLE=1             seconds between "all subscribed" and the first publish
+#   DRAIN=5              stop waiting for deliveries after this many seconds without one
+#   HF_LIMITS=none       Holdfast's config: `none` (message_rate/message_hwm removed, like
+#                        "pushpin-unlimited") or `shipped` (message_rate=2500, message_hwm=25000)
+#   BASE_PORT=29000      ports BASE_PORT+1..+99 on 127.0.0.1 are used
+#   SKIP_BUILD=1         do not run cargo build
+#   KEEP=1               keep the work directory (JSON results, logs)
+#
+# Pushpin runs twice: once with the config as shipped (message_rate=2500, message_hwm=25000:
+# deliveries are throttled to 2500/s and messages beyond the queue are dropped, which shows as
+# `lost`) and once with those keys removed. "Pushpin-best" is the better of the two per row.
+# Targets run one after the other, never at the same time. Default runtime: ~3-5 minutes on
+# 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+HOLD_N=${HOLD_N:-5000}
+FANOUT_N=${FANOUT_N:-1000}
+FANOUT_K=${FANOUT_K:-300}
+CHANNELS_N=${CHANNELS_N:-2000}
+CONCURRENCY=${CONCURRENCY:-64}
+SETTLE=${SETTLE:-1}
+DRAIN=${DRAIN:-5}
+HF_LIMITS=${HF_LIMITS:-none}
+BASE_PORT=${BASE_PORT:-29000}
+
+need=()
+command -v pushpin >/dev/null || need+=(pushpin)
+command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release -q -p holdfast-tools -p holdfast-handler -p holdfast-connmgr
+fi
+LG=$root/target/release/holdfast-loadgen
+HF=$root/target/release/holdfast
+
+work=$(mktemp -d /tmp/hf-compare.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 1
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  [ -n "${KEEP:-}" ] && echo "results kept in $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT
+
+backend_port=$((BASE_PORT + 80))
+limit_port=$((BASE_PORT + 90))
+http_port=$((BASE_PORT + 1))
+pull_port=$((BASE_PORT + 10))
+pub_port=$((BASE_PORT + 11))
+sub_port=$((BASE_PORT + 12))
+cmd_port=$((BASE_PORT + 13))
+
+wait_http() { # url
+  for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done
+  echo "$1 not answering" >&2
+  return 1
+}
+
+wait_gone() { # pid
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+"$LG" backend --listen "127.0.0.1:$backend_port" >"$work/backend.out" 2>&1 &
+pids+=($!)
+"$LG" limit-server --listen "127.0.0.1:$limit_port" >"$work/limit.out" 2>&1 &
+limit_pid=$!
+pids+=($limit_pid)
+wait_http "http://127.0.0.1:$backend_port/plain"
+wait_http "http://127.0.0.1:$limit_port/plain"
+
+# One pushpin.conf shape for every proxy; $3 = shipped|none decides message_rate/message_hwm.
+gen_conf() { # dir kind(pushpin|holdfast) limits
+  local dir=$1 kind=$2 limits=$3
+  mkdir -p "$dir/run" "$dir/log"
+  {
+    echo "[global]"
+    [ "$kind" = pushpin ] && echo "include={libdir}/internal.conf"
+    echo "rundir=$dir/run"
+    echo "ipc_prefix=cmp-"
+    echo "[runner]"
+    if [ "$kind" = pushpin ]; then
+      echo "services=condure,zurl,pushpin-proxy,pushpin-handler"
+    else
+      echo "services=condure,pushpin-proxy,pushpin-handler"
+    fi
+    echo "http_port=127.0.0.1:$http_port"
+    echo "logdir=$dir/log"
+    echo "log_level=1"
+    echo "client_buffer_size=8192"
+    echo "client_maxconn=50000"
+    echo "[proxy]"
+    echo "routesfile=routes"
+    echo "sig_key=changeme"
+    if [ "$kind" = pushpin ]; then
+      echo "zurl_out_specs=ipc://{rundir}/{ipc_prefix}zurl-in"
+      echo "zurl_out_stream_specs=ipc://{rundir}/{ipc_prefix}zurl-in-stream"
+      echo "zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out"
+    fi
+    echo "[handler]"
+    echo "push_in_spec=tcp://127.0.0.1:$pull_port"
+    echo "push_in_sub_specs=tcp://127.0.0.1:$sub_port"
+    echo "push_in_http_addr=127.0.0.1"
+    echo "push_in_http_port=$pub_port"
+    echo "command_spec=tcp://127.0.0.1:$cmd_port"
+    [ "$kind" = pushpin ] && echo "stats_spec=ipc://{rundir}/{ipc_prefix}stats"
+    if [ "$limits" = shipped ]; then
+      echo "message_rate=2500"
+      echo "message_hwm=25000"
+    fi
+  } >"$dir/pushpin.conf"
+  echo "* 127.0.0.1:$backend_port" >"$dir/routes"
+}
+
+scenarios() { # name url publish memory-selection...
+  local name=$1 url=$2 publish=$3
+  shift 3
+  local common=(--url "$url" --concurrency "$CONCURRENCY")
+  local deliver=(--publish "$publish" --settle "$SETTLE" --drain-timeout "$DRAIN")
+  echo "== $name: hold" >&2
+  "$LG" hold "${common[@]}" -n "$HOLD_N" "$@" >"$work/$name.hold.json" 2>>"$work/$name.err" || true
+  for t in stream sse; do
+    echo "== $name: fanout $t" >&2
+    "$LG" fanout "${common[@]}" "${deliver[@]}" --transport "$t" -n "$FANOUT_N" -k "$FANOUT_K" \
+      >"$work/$name.fanout-$t.json" 2>>"$work/$name.err" || true
+  done
+  echo "== $name: channels" >&2
+  "$LG" channels "${common[@]}" "${deliver[@]}" -n "$CHANNELS_N" \
+    >"$work/$name.channels.json" 2>>"$work/$name.err" || true
+}
+
+run_proxy() { # name kind limits
+  local name=$1 kind=$2 limits=$3 dir="$work/$1" pid
+  gen_conf "$dir" "$kind" "$limits"
+  if [ "$kind" = pushpin ]; then
+    pushpin --config "$dir/pushpin.conf" >"$dir/out.log" 2>&1 &
+  else
+    "$HF" --config "$dir/pushpin.conf" -m >"$dir/out.log" 2>&1 &
+  fi
+  pid=$!
+  pids+=($pid)
+  wait_http "http://127.0.0.1:$http_port/plain"
+  # The publish API answers 4xx to a GET once it listens.
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$pub_port/" && break; sleep 0.2; done
+  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port" --pid-tree "$pid"
+  kill "$pid" 2>/dev/null || true
+  wait_gone "$pid"
+  sleep 1
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; hold $HOLD_N, fanout $FANOUT_N x $FANOUT_K, channels $CHANNELS_N, concurrency $CONCURRENCY; $(date -u +%F)" >&2
+run_proxy holdfast holdfast "$HF_LIMITS"
+run_proxy pushpin-shipped pushpin shipped
+run_proxy pushpin-unlimited pushpin none
+scenarios limit "http://127.0.0.1:$limit_port" "http://127.0.0.1:$limit_port" --pids "$limit_pid"
+
+python3 - "$work" "$HOLD_N" "$FANOUT_N" "$FANOUT_K" "$CHANNELS_N" "$HF_LIMITS" <<'PY'
+import json, os, sys
+work, hold_n, fan_n, fan_k, ch_n, hf_limits = sys.argv[1:]
+targets = ["holdfast", "pushpin-shipped", "pushpin-unlimited", "limit"]
+
+def load(t, s):
+    try:
+        with open(os.path.join(work, f"{t}.{s}.json")) as f:
+            return json.loads(f.read().strip().splitlines()[-1])
+    except Exception:
+        return None
+
+def get(d, path):
+    for k in path.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+# (label, scenario file, json path, higher is better, scale)
+rows = [
+    (f"hold {hold_n}: setup conn/s", "hold", "setup_rate", True, 1),
+    (f"hold {hold_n}: failures", "hold", "failed", False, 1),
+    (f"hold {hold_n}: KiB per conn (RSS)", "hold", "kib_per_conn", False, 1),
+]
+for t in ("stream", "sse"):
+    p = f"fanout {fan_n}x{fan_k} {t}"
+    rows += [
+        (f"{p}: deliveries/s", f"fanout-{t}", "deliveries_per_sec", True, 1),
+        (f"{p}: p50 ms", f"fanout-{t}", "latency_us.p50", False, 1e-3),
+        (f"{p}: p99 ms", f"fanout-{t}", "latency_us.p99", False, 1e-3),
+        (f"{p}: lost/dup/ooo", f"fanout-{t}", None, False, 1),
+    ]
+rows += [
+    (f"channels {ch_n}: messages/s", "channels", "deliveries_per_sec", True, 1),
+    (f"channels {ch_n}: p50 ms", "channels", "latency_us.p50", False, 1e-3),
+    (f"channels {ch_n}: p99 ms", "channels", "latency_us.p99", False, 1e-3),
+    (f"channels {ch_n}: lost/dup/ooo", "channels", None, False, 1),
+]
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if abs(v) >= 100 or v == int(v):
+        return f"{v:.0f}"
+    return f"{v:.2f}"
+
+def ratio(a, b, higher):
+    if a is None or b is None or b == 0 or a == 0:
+        return "-"
+    r = a / b if higher else b / a
+    return f"{r:.2f}x"
+
+print(f"| metric | Holdfast (limits: {hf_limits}) | Pushpin shipped | Pushpin unlimited | limit server | Holdfast / Pushpin-best | Holdfast / limit |")
+print("|---|---|---|---|---|---|---|")
+for label, scen, path, higher, scale in rows:
+    vals = {}
+    for t in targets:
+        d = load(t, scen)
+        if d is None:
+            vals[t] = None
+        elif path is None:
+            vals[t] = f"{d.get('lost', 0)}/{d.get('duplicated', 0)}/{d.get('out_of_order', 0)}"
+        else:
+            v = get(d, path)
+            vals[t] = None if v is None else v * scale
+    if path is None or "failures" in label:
+        r1 = r2 = ""
+    else:
+        pp = [v for v in (vals["pushpin-shipped"], vals["pushpin-unlimited"]) if v is not None]
+        best = (max(pp) if higher else min(pp)) if pp else None
+        r1 = ratio(vals["holdfast"], best, higher)
+        r2 = ratio(vals["holdfast"], vals["limit"], higher)
+    print(f"| {label} | " + " | ".join(fmt(vals[t]) for t in targets) + f" | {r1} | {r2} |")
+print()
+print("Ratios: >1x means Holdfast is better (faster, less memory, lower latency); the limit server")
+print("is the same client against a minimal in-process Rust server, the machine's practical ceiling.")
+PY
