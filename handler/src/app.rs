@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -22,15 +22,20 @@ use tokio::sync::mpsc;
 use crate::cli::{Args, Settings};
 use crate::client::tls::TlsConfigs;
 use crate::client::{Client, REAP_INTERVAL};
+use crate::command::{zrpc, CommandContext};
 use crate::control::ControlServer;
 use crate::error::RunError;
 use crate::grip::hub::HubConfig;
 use crate::grip::sign::Signer;
 use crate::grip::GripRuntime;
 use crate::ipc::bridge;
+use crate::metrics::Metrics;
+use crate::observe::{Observer, Observers};
 use crate::proxy::{Proxy, ProxyContext};
-use crate::session::{abort_all, live_tasks, Dispatcher, Sessions};
-use crate::{logging, routes};
+use crate::session::{abort_all, live_tasks, lock_table, Dispatcher, Sessions};
+use crate::stats::{Reporter, ReporterConfig, StatsObserver};
+use crate::zmqin::{InputConfig, SubInterest};
+use crate::{command, logging, metrics, routes, stats, zmqin};
 
 /// How long sessions in flight may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -112,6 +117,97 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
         connection_subscription_max: handler_cfg.connection_subscription_max as usize,
     };
     let (grip, resumes) = GripRuntime::new(hub_config.clone(), outbox.clone(), sessions.clone());
+
+    // Stats, metrics and the SUB socket's interest all hear the hub's and the session table's
+    // events (see `observe`).
+    let metrics = Arc::new(Metrics::default());
+    let stats_observer = Arc::new(StatsObserver::default());
+    let interest = Arc::new(SubInterest::default());
+    let observers = Observers::new(vec![
+        metrics.clone() as Arc<dyn Observer>,
+        stats_observer.clone(),
+        interest.clone(),
+    ]);
+    lock_table(&sessions).set_observers(observers.clone());
+    grip.set_observers(observers);
+    let mut stats_socket = match &handler_cfg.stats_spec {
+        Some(spec) => match stats::socket::start(spec) {
+            Ok(socket) => Some(socket),
+            Err(err) => {
+                tracing::warn!("{err}; stats are off");
+                None
+            }
+        },
+        None => None,
+    };
+    let reporter = Reporter::new(
+        ReporterConfig {
+            from: settings.instance_id.clone(),
+            connection_send: settings.config.stats_connection_send,
+            connection_ttl: settings.config.stats_connection_ttl,
+            subscription_ttl: handler_cfg.stats_subscription_ttl,
+            report_interval: Duration::from_secs(u64::from(handler_cfg.stats_report_interval)),
+        },
+        Instant::now(),
+    );
+    let stats_task = tokio::spawn(stats::run(
+        stats_observer,
+        reporter,
+        handler_cfg.stats_format,
+        stats_socket.as_mut().and_then(|s| s.take_sender()),
+        metrics.clone(),
+    ));
+    let metrics_task = match &handler_cfg.prometheus {
+        Some(listen) => match metrics::server::bind(listen).await {
+            Ok(listener) => {
+                tracing::info!("prometheus metrics on {listen:?}");
+                Some(tokio::spawn(metrics::server::run(
+                    listener,
+                    metrics.clone(),
+                    handler_cfg.prometheus_prefix.clone(),
+                )))
+            }
+            Err(err) => {
+                tracing::warn!("cannot bind prometheus_port {listen:?}: {err}; metrics are off");
+                None
+            }
+        },
+        None => None,
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let inputs = zmqin::start(
+        &InputConfig {
+            pull: handler_cfg.push_in_spec.clone(),
+            sub: handler_cfg.push_in_sub_specs.clone(),
+            sub_connect: handler_cfg.push_in_sub_connect,
+        },
+        grip.clone(),
+        runtime.clone(),
+        interest,
+    )?;
+    let command = match &handler_cfg.command_spec {
+        Some(spec) => {
+            let sub_bind = if handler_cfg.push_in_sub_connect {
+                None
+            } else {
+                handler_cfg.push_in_sub_specs.first().map(String::as_str)
+            };
+            let ctx = CommandContext {
+                grip: grip.clone(),
+                sessions: sessions.clone(),
+                uris: zrpc::zmq_uris(Some(spec), handler_cfg.push_in_spec.as_deref(), sub_bind),
+                runtime,
+            };
+            match command::start(spec, ctx) {
+                Ok(socket) => Some(socket),
+                Err(err) => {
+                    tracing::warn!("{err}; the command socket is off");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let proxy_cfg = &settings.config.proxy;
     let routes_dir = proxy_cfg
         .routesfile
@@ -143,7 +239,6 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
                 tracing::info!("control API listening on {addr}");
                 let server = ControlServer {
                     grip: grip.clone(),
-                    outbox: outbox.clone(),
                     max_headers_size: handler_cfg.push_in_http_max_headers_size,
                     max_body_size: handler_cfg.push_in_http_max_body_size,
                 };
@@ -223,6 +318,32 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
         }
     }
 
+    // Publish inputs first: nothing new enters the pipeline.
+    let stopped = tokio::task::spawn_blocking(move || {
+        if let Some(inputs) = inputs {
+            inputs.stop();
+        }
+        if let Some(command) = command {
+            command.stop();
+        }
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::error!("publish input shutdown task failed");
+    }
+    stats_task.abort();
+    let _ = stats_task.await;
+    if let Some(socket) = stats_socket {
+        if tokio::task::spawn_blocking(move || socket.stop())
+            .await
+            .is_err()
+        {
+            tracing::error!("stats socket shutdown task failed");
+        }
+    }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     reloader.abort();
     reaper.abort();
     ticker.abort();

@@ -35,21 +35,34 @@
 //! * [`routes`]: loading and hot-reloading the routes table.
 //! * [`app`]: process wiring, signals and staged shutdown.
 //!
-//! WebSockets, ZeroMQ publish inputs and stats come later.
+//! * [`zmqin`]: the ZeroMQ publish inputs (PULL, SUB with per-channel subscriptions);
+//!   [`command`]: the ZRPC command socket; [`stats`]: the stats PUB socket; [`metrics`]:
+//!   Prometheus. Each ZeroMQ socket has its own OS thread.
+//! * [`observe`]: the events (connections, subscriptions, deliveries) the hub and the session
+//!   table report to stats, metrics and the SUB input.
+//!
+//! WebSockets come later.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod command;
 pub mod control;
 pub mod error;
 pub mod grip;
 pub mod ipc;
 pub mod logging;
+pub mod metrics;
+pub mod observe;
 pub mod proxy;
 pub mod routes;
 pub mod session;
+pub mod stats;
+pub mod ws;
+pub mod zmqin;
+pub mod zmqutil;
 
 pub use app::run;
 pub use cli::Args;

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 
 use crate::ipc::{Inbound, Outbox, OutboxClosed, WorkerId};
+use crate::observe::{conn_id, ConnKind, Event, Observers};
 
 /// Address of one stream.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -338,6 +339,10 @@ impl StreamOut {
     }
 }
 
+/// The answer to a WebSocket handshake while the handler cannot proxy WebSockets.
+const WEBSOCKETS_NOT_SUPPORTED: &str =
+    "WebSockets are not supported by this Holdfast version yet.\n";
+
 /// One entry of the session table.
 ///
 /// A *held* entry (a GRIP hold owned by the hub) has no task and no inbox: its credits and its
@@ -348,6 +353,9 @@ struct Entry {
     serial: u64,
     inbox: Option<Arc<Inbox>>,
     abort: Option<AbortHandle>,
+    /// A WebSocket stream's message inbox; such a task is told the client is gone instead of
+    /// being aborted, so it can tell the origin (`DISCONNECT`).
+    ws: Option<Arc<crate::ws::WsInbox>>,
 }
 
 impl Entry {
@@ -362,6 +370,9 @@ pub struct SessionTable {
     workers: HashMap<WorkerId, HashMap<StreamId, Entry>>,
     count: usize,
     next_serial: u64,
+    /// Told when a stream starts and ends (stats `conn` packets, connection metrics); called
+    /// under the table lock, see [`crate::observe`].
+    observers: Observers,
 }
 
 impl SessionTable {
@@ -373,6 +384,35 @@ impl SessionTable {
     /// True when no session is live.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Sets who hears about streams starting and ending.
+    pub fn set_observers(&mut self, observers: Observers) {
+        self.observers = observers;
+    }
+
+    /// True while the stream is live (proxied, held or streaming): the command socket's
+    /// `conncheck`.
+    pub fn contains(&self, key: &SessionKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn opened(&self, key: &SessionKey, peer: &str) {
+        if !self.observers.is_empty() {
+            self.observers.emit(Event::ConnOpened {
+                id: conn_id(&key.worker, key.id).into(),
+                kind: ConnKind::Http,
+                peer: peer.into(),
+            });
+        }
+    }
+
+    fn closed(&self, worker: &WorkerId, id: StreamId) {
+        if !self.observers.is_empty() {
+            self.observers.emit(Event::ConnClosed {
+                id: conn_id(worker, id).into(),
+            });
+        }
     }
 
     fn get(&self, key: &SessionKey) -> Option<&Entry> {
@@ -390,6 +430,7 @@ impl SessionTable {
             serial,
             inbox: Some(inbox),
             abort: None,
+            ws: None,
         };
         if self
             .workers
@@ -426,6 +467,7 @@ impl SessionTable {
         if streams.is_empty() {
             self.workers.remove(&key.worker);
         }
+        self.closed(&key.worker, key.id);
         Some(entry)
     }
 
@@ -436,12 +478,16 @@ impl SessionTable {
             .map(|m| m.into_iter().collect())
             .unwrap_or_default();
         self.count -= entries.len();
+        for (id, _) in &entries {
+            self.closed(worker, *id);
+        }
         entries
     }
 
     fn drain(&mut self) -> Vec<(SessionKey, Entry)> {
         self.count = 0;
-        self.workers
+        let entries: Vec<(SessionKey, Entry)> = self
+            .workers
             .drain()
             .flat_map(|(worker, streams)| {
                 streams.into_iter().map(move |(id, entry)| {
@@ -454,12 +500,21 @@ impl SessionTable {
                     )
                 })
             })
-            .collect()
+            .collect();
+        for (key, _) in &entries {
+            self.closed(&key.worker, key.id);
+        }
+        entries
     }
 }
 
 /// Shared handle on the table.
 pub type Sessions = Arc<Mutex<SessionTable>>;
+
+/// Locks the table for a short look-up (e.g. several [`SessionTable::contains`] in a row).
+pub fn lock_table(sessions: &Sessions) -> MutexGuard<'_, SessionTable> {
+    lock(sessions)
+}
 
 fn lock(sessions: &Sessions) -> MutexGuard<'_, SessionTable> {
     // Entries are plain data; a poisoned lock still holds a consistent map.
@@ -555,6 +610,11 @@ pub fn release_held(sessions: &Sessions, key: &SessionKey, serial: u64) {
 }
 
 fn abort_entry(entry: Entry) {
+    if let Some(ws) = entry.ws {
+        // The WebSocket task ends on its own within `ws::DISCONNECT_DEADLINE`.
+        ws.gone();
+        return;
+    }
     if let Some(inbox) = entry.inbox {
         inbox.close();
     }
@@ -579,6 +639,25 @@ pub trait SessionSpawner: Send + Sync + 'static {
 
     /// A held stream ended on the client side (or its worker went away).
     fn held_closed(&self, _key: &SessionKey) {}
+
+    /// True if [`SessionSpawner::spawn_ws`] serves WebSockets (otherwise handshakes are
+    /// refused with 501).
+    fn serves_websockets(&self) -> bool {
+        false
+    }
+
+    /// Starts the task for a WebSocket handshake (`Upgrade`). The task must hold `guard`
+    /// until it ends (it is dropped inside the task: the table lock is held during the call).
+    fn spawn_ws(
+        &self,
+        _head: RequestHead,
+        _inbox: Arc<Inbox>,
+        _ws: Arc<crate::ws::WsInbox>,
+        _out: StreamOut,
+        guard: SessionGuard,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move { drop(guard) })
+    }
 }
 
 /// Routes the connmgr's messages to sessions. Runs until `inbound` closes.
@@ -689,20 +768,92 @@ impl<S: SessionSpawner> Dispatcher<S> {
             }
             // The bridge answers these itself.
             ToHandler::Hello(_) | ToHandler::Heartbeat => {}
-            // WebSockets are not served yet: the connmgr does not announce upgrades, so these
-            // can only come from a newer peer; refuse the stream rather than leave it hanging.
-            ToHandler::Upgrade(RequestHead { id, .. })
-            | ToHandler::WsMessage(WsMessage { id, .. })
-            | ToHandler::WsClose(WsClose { id, .. }) => {
-                tracing::warn!("WebSocket stream {id} of {worker} refused: not supported yet");
-                let key = SessionKey {
-                    worker: worker.clone(),
-                    id,
-                };
+            ToHandler::Upgrade(head) => self.start_ws(worker, head),
+            ToHandler::WsMessage(WsMessage { id, kind, data }) => {
+                self.ws_event(worker, id, crate::ws::ClientEvent::Message(kind, data));
+            }
+            ToHandler::WsClose(WsClose { id, code, reason }) => {
+                self.ws_event(worker, id, crate::ws::ClientEvent::Close(code, reason));
+            }
+        }
+    }
+
+    /// Hands a client WebSocket event to its stream's task.
+    fn ws_event(&self, worker: &WorkerId, id: StreamId, event: crate::ws::ClientEvent) {
+        let key = SessionKey {
+            worker: worker.clone(),
+            id,
+        };
+        let found = lock(&self.sessions).get(&key).map(|e| e.ws.clone());
+        match found {
+            Some(Some(ws)) => ws.push(event),
+            Some(None) => {
+                tracing::warn!("WebSocket message for HTTP stream {id} of {worker}; closing");
                 self.cancel(&key);
                 StreamOut::new(self.outbox.clone(), key).close(CloseReason::BadRequest);
             }
+            None => tracing::debug!("WebSocket message for unknown stream {id} of {worker}"),
         }
+    }
+
+    /// Starts a WebSocket stream (`Upgrade`), or refuses it with 501 when the spawner does not
+    /// serve WebSockets.
+    fn start_ws(&self, worker: &WorkerId, head: RequestHead) {
+        let key = SessionKey {
+            worker: worker.clone(),
+            id: head.id,
+        };
+        let out = StreamOut::new(self.outbox.clone(), key.clone());
+        if !self.accepting.load(std::sync::atomic::Ordering::Acquire) {
+            out.close(CloseReason::Shutdown);
+            return;
+        }
+        if !self.spawner.serves_websockets() {
+            tracing::info!(
+                "WebSocket handshake on stream {} of {worker} refused",
+                head.id
+            );
+            let head = ResponseHead {
+                id: head.id,
+                code: 501,
+                reason: "Not Implemented".into(),
+                headers: vec![Header::new("Content-Type", "text/plain")],
+                body: Bytes::from_static(WEBSOCKETS_NOT_SUPPORTED.as_bytes()),
+                more: false,
+            };
+            let _ = self.outbox.push(worker, ToConnmgr::Response(head));
+            return;
+        }
+        let mut table = lock(&self.sessions);
+        if table.get(&key).is_some() {
+            tracing::warn!(
+                "duplicate handshake for live stream {} of {worker}; ignored",
+                head.id
+            );
+            return;
+        }
+        if table.len() >= self.max_sessions {
+            drop(table);
+            out.close(CloseReason::Shutdown);
+            return;
+        }
+        let inbox = Arc::new(Inbox::new(Bytes::new(), false, head.credits));
+        let ws = Arc::new(crate::ws::WsInbox::default());
+        let serial = table.insert(key.clone(), inbox.clone());
+        if let Some(entry) = table.get_mut(&key) {
+            entry.ws = Some(ws.clone());
+        }
+        table.opened(&key, &head.peer_addr);
+        let guard = SessionGuard {
+            sessions: self.sessions.clone(),
+            key: key.clone(),
+            serial,
+            inbox: inbox.clone(),
+            armed: true,
+        };
+        // The table lock is held across the spawn, as in `start`.
+        let handle = self.spawner.spawn_ws(head, inbox, ws, out, guard);
+        table.set_abort(&key, handle.abort_handle());
     }
 
     fn cancel(&self, key: &SessionKey) {
@@ -745,6 +896,7 @@ impl<S: SessionSpawner> Dispatcher<S> {
         }
         let inbox = Arc::new(Inbox::new(head.body.clone(), head.more, head.credits));
         let serial = table.insert(key.clone(), inbox.clone());
+        table.opened(&key, &head.peer_addr);
         let guard = SessionGuard {
             sessions: self.sessions.clone(),
             key: key.clone(),

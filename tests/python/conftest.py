@@ -119,7 +119,9 @@ class Backend:
 class Proxy:
     """A running Holdfast (or Pushpin) with its own directory, config and ports."""
 
-    def __init__(self, routes, proxy_conf=(), handler_conf=(), runner_conf=()):
+    def __init__(self, routes, proxy_conf=(), handler_conf=(), runner_conf=(), sub_specs=None):
+        # sub_specs: replaces the default `push_in_sub_specs` (a bound SUB on sub_port), e.g. a
+        # publisher's XPUB endpoint together with handler_conf `push_in_sub_connect=true`.
         self.dir = tempfile.mkdtemp(prefix="hf-py-")
         self.port = free_port()
         self.publish_port = free_port()
@@ -162,7 +164,7 @@ class Proxy:
             *proxy_conf,
             "[handler]",
             f"push_in_spec=tcp://127.0.0.1:{self.pull_port}",
-            f"push_in_sub_specs=tcp://127.0.0.1:{self.sub_port}",
+            f"push_in_sub_specs={sub_specs or f'tcp://127.0.0.1:{self.sub_port}'}",
             "push_in_http_addr=127.0.0.1",
             f"push_in_http_port={self.publish_port}",
             f"command_spec=tcp://127.0.0.1:{self.command_port}",
@@ -184,6 +186,11 @@ class Proxy:
         if not (wait_port(self.port) and wait_port(self.publish_port)):
             self.stop()
             raise RuntimeError(f"proxy did not start:\n{self.log()}")
+
+    @property
+    def stats_uri(self):
+        """The handler's stats socket (`stats_spec` of the generated config)."""
+        return "ipc://" + os.path.join(self.dir, "run", "t-stats")
 
     @property
     def base(self):

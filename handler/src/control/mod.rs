@@ -19,9 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use self::http::{check_framing, negotiate, normalize_path, parse_head, Answer, Refusal};
-use crate::grip::publish::to_item;
 use crate::grip::GripRuntime;
-use crate::ipc::{Outbox, OUTBOX_MAX_BYTES};
+use crate::observe::PublishInput;
 
 /// Concurrent control connections (Pushpin's limit).
 pub const MAX_CONNECTIONS: usize = 128;
@@ -34,8 +33,6 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ControlServer {
     /// The hub.
     pub grip: Arc<GripRuntime>,
-    /// For back-pressure: publishes wait while the outbox is over half its budget.
-    pub outbox: Outbox,
     /// `push_in_http_max_headers_size`.
     pub max_headers_size: usize,
     /// `push_in_http_max_body_size`.
@@ -144,30 +141,16 @@ impl ControlServer {
                 Err(err) => (Answer::text(400, &err.to_string()), None),
                 Ok(items) => {
                     let n = items.len();
-                    self.wait_for_outbox().await;
-                    for item in items {
-                        let item = to_item(item);
-                        let channel = item.channel.clone();
-                        let receivers = self.grip.with(|hub, now, fx| hub.publish(item, now, fx));
-                        tracing::info!("publish channel={channel} receivers={receivers}");
-                    }
+                    self.grip.publish(items, PublishInput::Http).await;
                     (Answer::message(format, "Published"), Some(n))
                 }
             },
             "/recover" if method != "POST" => (Answer::method_not_allowed(method), None),
             "/recover" => {
-                self.grip.with(|hub, now, fx| hub.recover_all(now, fx));
+                self.grip.recover();
                 (Answer::message(format, "Updated"), None)
             }
             _ => (Answer::text(404, "Not Found"), None),
-        }
-    }
-
-    /// Back-pressure: a connmgr that stops reading slows publishers down instead of growing
-    /// the outbox without bound (deliveries themselves never wait).
-    async fn wait_for_outbox(&self) {
-        while self.outbox.queued_bytes() > OUTBOX_MAX_BYTES / 2 && !self.outbox.is_closed() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }

@@ -5,6 +5,10 @@
 //! * [`pipeline`]: dedup and `prev-id` sequencing; [`keepalive`]: keep-alive scheduling.
 //! * [`sign`]: `Grip-Sig`/`Grip-Feature` on proxied requests and upstream trust.
 //! * [`cors`]: `auto_cross_origin` headers.
+//! * [`subs`]: subscription reference counts and linger, reported to [`crate::observe`].
+//!
+//! Every publish input (HTTP control API, ZeroMQ PULL and SUB, the command socket) hands its
+//! validated items to [`GripRuntime::publish`], the one entry point of the pipeline.
 //!
 //! [`GripRuntime`] owns the hub behind one mutex. Callers run an operation through
 //! [`GripRuntime::with`]; the effects it produces (connmgr messages, released table entries,
@@ -20,16 +24,19 @@ pub mod keepalive;
 pub mod pipeline;
 pub mod publish;
 pub mod sign;
+pub mod subs;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use holdfast_proto::internal::RequestHead;
+use holdfast_proto::publish::PublishItem;
 use tokio::sync::mpsc;
 
 use self::hub::{Effects, Hub, HubConfig, Resume};
-use crate::ipc::Outbox;
+use crate::ipc::{Outbox, OUTBOX_MAX_BYTES};
+use crate::observe::{Event, Observers, PublishInput};
 use crate::session::{release_held, Sessions};
 
 /// How often the hub's timers are checked; bounds how late a timeout or keep-alive fires.
@@ -52,6 +59,7 @@ pub struct GripRuntime {
     outbox: Outbox,
     sessions: Sessions,
     resumes: mpsc::UnboundedSender<Resume>,
+    observers: OnceLock<Observers>,
 }
 
 impl GripRuntime {
@@ -68,8 +76,59 @@ impl GripRuntime {
             outbox,
             sessions,
             resumes: tx,
+            observers: OnceLock::new(),
         });
         (runtime, rx)
+    }
+
+    /// Sets, once, who hears about the hub's subscriptions and deliveries and about publishes.
+    pub fn set_observers(&self, observers: Observers) {
+        self.lock().set_observers(observers.clone());
+        if self.observers.set(observers).is_err() {
+            tracing::warn!("hub observers set twice; keeping the first");
+        }
+    }
+
+    /// Publishes validated items in order: the single entry point for every publish input.
+    /// Waits first while the outbox is over half its budget, so a connmgr that stops reading
+    /// slows publishers down instead of growing the outbox (deliveries themselves never wait).
+    ///
+    /// The latency reported per item reaching anybody runs from this call to the moment its
+    /// delivery messages were handed to the outbox.
+    pub async fn publish(&self, items: Vec<PublishItem>, input: PublishInput) {
+        let accepted = Instant::now();
+        self.wait_for_outbox().await;
+        let observers = self.observers.get();
+        for item in items {
+            let item = publish::to_item(item);
+            let channel = item.channel.clone();
+            let receivers = self.with(|hub, now, fx| hub.publish(item, now, fx));
+            tracing::info!("publish channel={channel} receivers={receivers}");
+            if let Some(observers) = observers {
+                observers.emit(Event::Published(input));
+                if receivers > 0 {
+                    observers.emit(Event::PublishLatency(accepted.elapsed()));
+                }
+            }
+        }
+    }
+
+    /// Reports an event to the observers (e.g. a publish input's dropped messages).
+    pub fn emit(&self, event: Event) {
+        if let Some(observers) = self.observers.get() {
+            observers.emit(event);
+        }
+    }
+
+    /// Forgets every last id and re-requests every held request (`/recover`, `recover`).
+    pub fn recover(&self) {
+        self.with(|hub, now, fx| hub.recover_all(now, fx));
+    }
+
+    async fn wait_for_outbox(&self) {
+        while self.outbox.queued_bytes() > OUTBOX_MAX_BYTES / 2 && !self.outbox.is_closed() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The session table.

@@ -184,6 +184,25 @@ impl SessionSpawner for Proxy {
     fn held_closed(&self, key: &SessionKey) {
         self.ctx.grip.with(|hub, now, _| hub.closed(key, now));
     }
+
+    fn serves_websockets(&self) -> bool {
+        true
+    }
+
+    fn spawn_ws(
+        &self,
+        head: RequestHead,
+        inbox: Arc<Inbox>,
+        ws: Arc<crate::ws::WsInbox>,
+        out: StreamOut,
+        guard: SessionGuard,
+    ) -> tokio::task::JoinHandle<()> {
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let mut guard = guard;
+            crate::ws::session::run(&ctx, head, &inbox, &ws, &out, &mut guard).await;
+        })
+    }
 }
 
 /// Handles one request to the end.

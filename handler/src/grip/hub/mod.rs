@@ -21,6 +21,7 @@
 //! delivery is dropped and counted ([`Hub::dropped`]). Response-hold completions are individual
 //! `Response` messages, batched per worker by the outbox.
 
+mod filters;
 pub mod outflow;
 mod respond;
 
@@ -31,13 +32,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToConnmgr};
 
+use self::filters::passes_filters;
+pub use self::filters::Filters;
 use self::outflow::{Offer, Outflow};
 pub use self::respond::{build_response, Reply};
 use super::item::{Item, ResponseAction, StreamFormat};
 use super::keepalive::KeepAlive;
 use super::pipeline::{Dedup, Sequencer};
+use super::subs::SubTracker;
 use super::Origin;
 use crate::ipc::WorkerId;
+use crate::observe::{DropReason, Event, Observers, SubMode, Transport};
 use crate::session::SessionKey;
 
 /// Delay between a channel's first subscription and the re-request of its response holds.
@@ -74,34 +79,6 @@ impl Default for HubConfig {
             id_cache_ttl: Duration::ZERO,
             connection_subscription_max: 20,
         }
-    }
-}
-
-/// Delivery filters of one subscription (reference §4.6); unknown names are ignored.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Filters(u8);
-
-impl Filters {
-    const SKIP_SELF: u8 = 1;
-    const SKIP_USERS: u8 = 2;
-    const REQUIRE_SUB: u8 = 4;
-
-    /// From filter names.
-    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Self {
-        let mut bits = 0;
-        for name in names {
-            bits |= match name.as_ref() {
-                "skip-self" => Self::SKIP_SELF,
-                "skip-users" => Self::SKIP_USERS,
-                "require-sub" => Self::REQUIRE_SUB,
-                _ => 0,
-            };
-        }
-        Self(bits)
-    }
-
-    fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
     }
 }
 
@@ -232,7 +209,8 @@ struct Held {
 
 #[derive(Debug, Default)]
 struct Channel {
-    subs: HashSet<u64>,
+    /// Subscribed held requests and their mode.
+    subs: HashMap<u64, SubMode>,
     seq: Sequencer,
     /// Set while the channel has no subscriber; it is forgotten after the linger.
     empty_since: Option<Instant>,
@@ -264,6 +242,8 @@ pub struct Hub {
     sequencing: HashSet<Arc<str>>,
     last_ids: HashMap<Arc<str>, String>,
     dedup: Dedup,
+    /// Per-(mode, channel) counts for stats and the SUB socket; holds the observers.
+    watch: SubTracker,
     counters: Counters,
     last_drop_warning: Option<Instant>,
     dropped_since_warning: u64,
@@ -274,6 +254,7 @@ impl Hub {
     pub fn new(cfg: HubConfig) -> Self {
         Self {
             dedup: Dedup::new(cfg.id_cache_ttl),
+            watch: SubTracker::new(cfg.subscription_linger),
             cfg,
             next_id: 0,
             sessions: HashMap::new(),
@@ -288,6 +269,17 @@ impl Hub {
             last_drop_warning: None,
             dropped_since_warning: 0,
         }
+    }
+
+    /// Sets who hears about connections, subscriptions and deliveries (stats, metrics, the
+    /// SUB socket); they are called under the hub lock (see [`crate::observe`]).
+    pub fn set_observers(&mut self, observers: Observers) {
+        self.watch.set_observers(observers);
+    }
+
+    /// Number of (mode, channel) subscriptions, lingering ones included.
+    pub fn subscriptions(&self) -> usize {
+        self.watch.len()
     }
 
     /// Number of held requests.
@@ -345,8 +337,12 @@ impl Hub {
 
         self.next_id += 1;
         let id = self.next_id;
+        let mode = match hold.mode {
+            HoldMode::Response { .. } => SubMode::Response,
+            HoldMode::Stream { .. } => SubMode::Stream,
+        };
         for sub in &hold.subs {
-            self.subscribe(id, &sub.name, now);
+            self.subscribe(id, &sub.name, mode, now);
         }
         let mut flow = Outflow::new(hold.credits);
         let (state, deadline) = match hold.mode {
@@ -403,7 +399,7 @@ impl Hub {
         );
     }
 
-    fn subscribe(&mut self, id: u64, name: &Arc<str>, now: Instant) {
+    fn subscribe(&mut self, id: u64, name: &Arc<str>, mode: SubMode, now: Instant) {
         let channel = match self.channels.get_mut(name) {
             Some(c) => c,
             None => {
@@ -414,7 +410,9 @@ impl Hub {
                 self.channels.entry(name.clone()).or_default()
             }
         };
-        channel.subs.insert(id);
+        if channel.subs.insert(id, mode).is_none() {
+            self.watch.add(mode, name);
+        }
         channel.empty_since = None;
     }
 
@@ -430,7 +428,9 @@ impl Hub {
 
     fn unsubscribe(&mut self, id: u64, name: &Arc<str>, now: Instant) {
         if let Some(channel) = self.channels.get_mut(name) {
-            channel.subs.remove(&id);
+            if let Some(mode) = channel.subs.remove(&id) {
+                self.watch.remove(mode, name, now);
+            }
             if channel.subs.is_empty() && channel.empty_since.is_none() {
                 channel.empty_since = Some(now);
                 self.lingering.push_back((now, name.clone()));
@@ -509,6 +509,10 @@ impl Hub {
                 item.channel,
                 item.id
             );
+            self.watch.observers().emit(Event::Dropped {
+                reason: DropReason::Duplicate,
+                count: 1,
+            });
             return 0;
         }
         let ready = match self.channels.get_mut(item.channel.as_str()) {
@@ -539,11 +543,12 @@ impl Hub {
             }
         }
         let ids: Vec<u64> = match self.channels.get(name) {
-            Some(c) => c.subs.iter().copied().collect(),
+            Some(c) => c.subs.keys().copied().collect(),
             None => Vec::new(),
         };
         let mut groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
         let mut receivers = 0;
+        let mut stream_receivers = 0;
         let mut completed = Vec::new();
         let mut ending = Vec::new();
         for id in ids {
@@ -567,6 +572,7 @@ impl Hub {
                 if have != prev {
                     // The client missed something: recover instead of delivering.
                     receivers += 1;
+                    stream_receivers += usize::from(is_stream);
                     completed.push((id, Recovery::Recover));
                     continue;
                 }
@@ -575,6 +581,7 @@ impl Hub {
                 sub.prev_id.clone_from(&item.id);
             }
             receivers += 1;
+            stream_receivers += usize::from(is_stream);
             if is_stream {
                 match &item.stream {
                     Some(StreamFormat::Send(data)) => match held.flow.offer(data) {
@@ -598,6 +605,10 @@ impl Hub {
                         Offer::Dropped => {
                             self.counters.dropped += 1;
                             self.dropped_since_warning += 1;
+                            self.watch.observers().emit(Event::Dropped {
+                                reason: DropReason::QueueFull,
+                                count: 1,
+                            });
                         }
                     },
                     Some(StreamFormat::Close) => ending.push(id),
@@ -638,9 +649,38 @@ impl Hub {
         }
         if receivers > 0 {
             self.counters.delivered += 1;
+            self.report_delivery(item, stream_receivers, receivers - stream_receivers);
         }
         self.warn_drops(now);
         receivers
+    }
+
+    /// Stats `message` events: one per transport that reached anybody.
+    fn report_delivery(&self, item: &Item, stream: usize, response: usize) {
+        let observers = self.watch.observers();
+        if observers.is_empty() {
+            return;
+        }
+        let channel: Arc<str> = Arc::from(item.channel.as_str());
+        let item_id: Option<Arc<str>> = item.id.as_deref().map(Arc::from);
+        let stream_bytes = match &item.stream {
+            Some(StreamFormat::Send(data)) => data.len(),
+            _ => 0,
+        };
+        for (transport, count, bytes) in [
+            (Transport::HttpStream, stream, stream_bytes),
+            (Transport::HttpResponse, response, 0),
+        ] {
+            if count > 0 {
+                observers.emit(Event::Delivered {
+                    channel: channel.clone(),
+                    item_id: item_id.clone(),
+                    transport,
+                    count,
+                    bytes,
+                });
+            }
+        }
     }
 
     /// Sends a response hold's final response (built from its timeout response by `build`).
@@ -829,7 +869,7 @@ impl Hub {
             let ids: Vec<u64> = self
                 .channels
                 .get(&name)
-                .map(|c| c.subs.iter().copied().collect())
+                .map(|c| c.subs.keys().copied().collect())
                 .unwrap_or_default();
             for id in ids {
                 if matches!(
@@ -864,6 +904,7 @@ impl Hub {
             }
         }
 
+        self.watch.tick(now);
         while let Some((at, _)) = self.lingering.front() {
             if now.saturating_duration_since(*at) < self.cfg.subscription_linger {
                 break;
@@ -912,42 +953,6 @@ impl Hub {
 enum Recovery {
     Respond,
     Recover,
-}
-
-/// The §4.6 delivery filters.
-fn passes_filters(held: &Held, sub_idx: usize, item: &Item) -> bool {
-    let filters = held.subs[sub_idx].filters;
-    if filters == Filters::default() {
-        return true;
-    }
-    let user = held
-        .meta
-        .as_ref()
-        .and_then(|m| m.get("user"))
-        .map(String::as_str)
-        .filter(|u| !u.is_empty());
-    if filters.has(Filters::SKIP_SELF) {
-        if let (Some(user), Some(sender)) = (user, item.meta("sender").filter(|s| !s.is_empty())) {
-            if user == sender {
-                return false;
-            }
-        }
-    }
-    if filters.has(Filters::SKIP_USERS) {
-        if let (Some(user), Some(list)) = (user, item.meta("skip_users")) {
-            if list.split(',').any(|u| u.trim() == user) {
-                return false;
-            }
-        }
-    }
-    if filters.has(Filters::REQUIRE_SUB) {
-        if let Some(required) = item.meta("require_sub") {
-            if !held.subs.iter().any(|s| s.unprefixed() == required) {
-                return false;
-            }
-        }
-    }
-    true
 }
 
 #[cfg(test)]

@@ -1,0 +1,176 @@
+//! The stats socket (reference §6.7): a PUB socket on `stats_spec` publishing `conn`, `sub`,
+//! `message` and `report` packets.
+//!
+//! Three parts:
+//! * [`StatsObserver`] records the hub's and the session table's events under a short mutex,
+//!   coalesced per connection and per subscription, so memory is bounded by the live
+//!   connections and subscriptions (plus at most [`MAX_PENDING_MESSAGES`] `message` packets
+//!   between two passes; beyond that they are dropped and counted);
+//! * [`Reporter`] is the pure state machine: given what happened and the time it returns the
+//!   packets to send (new/closed connections and subscriptions, refreshes every ttl×3/4,
+//!   reports every `stats_report_interval`);
+//! * a tokio task runs the reporter every [`PASS`] and hands encoded messages to the PUB
+//!   socket's own thread over a bounded channel (full: the message is dropped, as a PUB socket
+//!   at its high-water mark would).
+
+pub mod packet;
+mod reporter;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use holdfast_proto::config::StatsFormat;
+
+pub use self::reporter::{Reporter, ReporterConfig};
+use crate::metrics::Metrics;
+use crate::observe::{Event, Observer, SubMode, Transport};
+
+/// How often pending events become packets.
+pub const PASS: Duration = Duration::from_millis(100);
+
+/// `message` packets kept between two passes at most.
+pub const MAX_PENDING_MESSAGES: usize = 10_000;
+
+/// A connection's change since the last pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnChange {
+    /// Set when it opened: the peer address and when.
+    pub opened: Option<(Arc<str>, Instant)>,
+    /// It closed.
+    pub closed: bool,
+}
+
+/// One `message` packet's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageStat {
+    /// Channel.
+    pub channel: Arc<str>,
+    /// Item id.
+    pub item_id: Option<Arc<str>>,
+    /// Receivers.
+    pub count: usize,
+    /// Transport.
+    pub transport: Transport,
+}
+
+/// What happened since the last pass.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Connections opened or closed.
+    pub conns: HashMap<Arc<str>, ConnChange>,
+    /// Subscriptions: the new count, or `None` when gone.
+    pub subs: HashMap<(SubMode, Arc<str>), Option<usize>>,
+    /// Deliveries.
+    pub messages: Vec<MessageStat>,
+    /// Items received.
+    pub received: u64,
+    /// Messages sent (receivers).
+    pub sent: u64,
+    /// Long-polls completed by publishes.
+    pub http_response_sent: u64,
+    /// Content bytes sent.
+    pub content_bytes_sent: u64,
+}
+
+/// Records events for the reporter.
+#[derive(Debug, Default)]
+pub struct StatsObserver {
+    pending: Mutex<Pending>,
+    /// `message` packets dropped because too many were pending.
+    pub dropped_messages: AtomicU64,
+}
+
+impl StatsObserver {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // Plain counters and maps: still consistent after a panic elsewhere.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes what happened since the last call.
+    pub fn take(&self) -> Pending {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+impl Observer for StatsObserver {
+    fn observe(&self, event: &Event) {
+        match event {
+            Event::ConnOpened { id, peer, .. } => {
+                self.lock().conns.entry(id.clone()).or_default().opened =
+                    Some((peer.clone(), Instant::now()));
+            }
+            Event::ConnClosed { id } => {
+                self.lock().conns.entry(id.clone()).or_default().closed = true;
+            }
+            Event::Subscribed {
+                mode,
+                channel,
+                subscribers,
+            } => {
+                self.lock()
+                    .subs
+                    .insert((*mode, channel.clone()), Some(*subscribers));
+            }
+            Event::Unsubscribed { mode, channel } => {
+                self.lock().subs.insert((*mode, channel.clone()), None);
+            }
+            Event::Delivered {
+                channel,
+                item_id,
+                transport,
+                count,
+                bytes,
+            } => {
+                let mut p = self.lock();
+                p.sent += *count as u64;
+                p.content_bytes_sent += (*count as u64).saturating_mul(*bytes as u64);
+                if *transport == Transport::HttpResponse {
+                    p.http_response_sent += *count as u64;
+                }
+                if p.messages.len() < MAX_PENDING_MESSAGES {
+                    p.messages.push(MessageStat {
+                        channel: channel.clone(),
+                        item_id: item_id.clone(),
+                        count: *count,
+                        transport: *transport,
+                    });
+                } else {
+                    self.dropped_messages.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Event::Published(_) => self.lock().received += 1,
+            Event::Listen(_)
+            | Event::Unlisten(_)
+            | Event::Dropped { .. }
+            | Event::PublishLatency(_) => {}
+        }
+    }
+}
+
+/// Runs the reporter until aborted: every [`PASS`], takes the observer's events and sends
+/// the packets through `out` (when a stats socket is configured).
+pub async fn run(
+    observer: Arc<StatsObserver>,
+    mut reporter: Reporter,
+    format: StatsFormat,
+    out: Option<socket::StatsSender>,
+    metrics: Arc<Metrics>,
+) {
+    let mut interval = tokio::time::interval(PASS);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let pending = observer.take();
+        let packets = reporter.step(pending, Instant::now());
+        metrics.add_connection_minutes(reporter.take_minutes_for_metrics());
+        metrics.set_subscriptions(reporter.subscriptions());
+        if let Some(out) = &out {
+            for p in packets {
+                out.send(p.encode(format));
+            }
+        }
+    }
+}

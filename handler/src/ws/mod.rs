@@ -1,0 +1,95 @@
+//! WebSockets on the handler side (reference §5): the connmgr announces a handshake with
+//! `ToHandler::Upgrade`; [`session::run`] selects the route (`websocket: true`) and serves it.
+//!
+//! # Status (issue 4)
+//!
+//! Done:
+//! - WebSocket-over-HTTP (`over_http` targets, [`woh`] state machine + [`session`] driver):
+//!   OPEN with Pushpin's headers ([`headers`]), rejection relayed as the handshake response,
+//!   `101` with the OPEN reply's headers, batched event POSTs with one request in flight,
+//!   `one_event`, in-order delivery of TEXT/BINARY/PING/PONG/CLOSE/DISCONNECT,
+//!   `Keep-Alive-Interval`, `Set-Meta-*`, retries (5, exponential), `DISCONNECT` when the
+//!   client vanishes (bounded by [`DISCONNECT_DEADLINE`]), GRIP mode from the OPEN reply
+//!   (`m:`/negotiated prefix stripped, unprefixed dropped, `c:` parsed; `detach` handled).
+//!
+//! Not done yet (next session):
+//! - GRIP control messages other than `detach` (`subscribe`, `unsubscribe`, `set-meta`,
+//!   `keep-alive`, `send-delayed`, `flush-delayed`) and `sub=` implicit subscriptions: they
+//!   need WebSocket subscribers in the hub (`grip/hub`), which must also learn `ws-message`
+//!   delivery (one `WsFanout` per worker, per-connection credits/queue like stream holds,
+//!   `action: close` → `WsClose`). They are parsed and logged at debug level today.
+//! - Passthrough (targets without `over_http`): answered `501` for now.
+//! - The `test` target's `/ws`: answered `501` for now.
+
+pub mod headers;
+pub mod session;
+pub mod woh;
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use holdfast_proto::internal::WsKind;
+use tokio::sync::Notify;
+
+/// How long a connection whose client vanished may take to tell the origin (`DISCONNECT`).
+pub const DISCONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Something the client did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A complete message.
+    Message(WsKind, Bytes),
+    /// A close frame.
+    Close(Option<u16>, String),
+}
+
+/// Where the connmgr's WebSocket messages for one stream wait for its task. Bounded by the
+/// credit protocol: the connmgr only sends as much message payload as the handler granted.
+#[derive(Debug, Default)]
+pub struct WsInbox {
+    state: Mutex<WsInboxState>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct WsInboxState {
+    queue: VecDeque<ClientEvent>,
+    gone: bool,
+}
+
+impl WsInbox {
+    fn lock(&self) -> MutexGuard<'_, WsInboxState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a client event and wakes the task.
+    pub fn push(&self, event: ClientEvent) {
+        self.lock().queue.push_back(event);
+        self.notify.notify_one();
+    }
+
+    /// The client connection is gone (`Closed`, worker gone): the task tells the origin and
+    /// ends.
+    pub fn gone(&self) {
+        self.lock().gone = true;
+        self.notify.notify_one();
+    }
+
+    /// True once [`WsInbox::gone`] was called.
+    pub fn is_gone(&self) -> bool {
+        self.lock().gone
+    }
+
+    /// Takes the next queued event.
+    pub fn pop(&self) -> Option<ClientEvent> {
+        self.lock().queue.pop_front()
+    }
+
+    /// Waits for the next push or [`WsInbox::gone`] (a wake-up that came while nobody waited
+    /// is kept).
+    pub async fn wait(&self) {
+        self.notify.notified().await;
+    }
+}
