@@ -43,6 +43,11 @@ pub struct Attempt<'a> {
     pub plan: &'a TargetPlan,
 }
 
+/// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
+fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+}
+
 /// A response head received from a backend, with the connection it came on.
 #[derive(Debug)]
 pub struct Exchange {
@@ -126,9 +131,18 @@ pub async fn exchange(
         Err(failed) => failed,
     };
     // A pooled connection the backend had closed: hyper returns the request unsent. Retry it
-    // once on a fresh connection.
+    // once on a fresh connection. If the backend's close raced with our write, hyper has
+    // consumed the request; a bodiless request with an idempotent method is then rebuilt and
+    // retried too (RFC 9110 §9.2.2), since the backend cannot have acted on it twice.
     let mut failed = failed;
-    match (conn.is_reused(), failed.take_message()) {
+    let unsent = failed.take_message();
+    let unsent = match unsent {
+        None if conn.is_reused() && length == Some(0) && is_idempotent(a.method) => {
+            Some(build_request(a, RequestBody::new(inbox.clone(), out.clone(), length))?)
+        }
+        other => other,
+    };
+    match (conn.is_reused(), unsent) {
         (true, Some(req)) => {
             drop(conn);
             tracing::debug!("pooled connection to {target} was closed; reconnecting");
