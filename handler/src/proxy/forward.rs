@@ -45,7 +45,10 @@ pub struct Attempt<'a> {
 
 /// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
 fn is_idempotent(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
 }
 
 /// A response head received from a backend, with the connection it came on.
@@ -108,6 +111,17 @@ pub async fn exchange(
     inbox: &Arc<Inbox>,
     out: &StreamOut,
 ) -> Result<Exchange, ProxyError> {
+    exchange_with_body(client, a, None, inbox, out).await
+}
+
+/// [`exchange`], sending `fixed` (when given) instead of the client's body (JSON-P).
+pub async fn exchange_with_body(
+    client: &Client,
+    a: &Attempt<'_>,
+    fixed: Option<Bytes>,
+    inbox: &Arc<Inbox>,
+    out: &StreamOut,
+) -> Result<Exchange, ProxyError> {
     let key = &a.plan.key;
     let target = key.to_string();
     let length = match a.length {
@@ -115,7 +129,10 @@ pub async fn exchange(
         BodyLength::Known(n) => Some(n),
         BodyLength::Unknown => None,
     };
-    let body = RequestBody::new(inbox.clone(), out.clone(), length);
+    let body = match fixed {
+        Some(data) => RequestBody::fixed(inbox.clone(), out.clone(), data),
+        None => RequestBody::new(inbox.clone(), out.clone(), length),
+    };
     let request_body_sent = body.finished_flag();
     let req = build_request(a, body)?;
     let mut conn = client.checkout(key).await?;
@@ -137,9 +154,9 @@ pub async fn exchange(
     let mut failed = failed;
     let unsent = failed.take_message();
     let unsent = match unsent {
-        None if conn.is_reused() && length == Some(0) && is_idempotent(a.method) => {
-            Some(build_request(a, RequestBody::new(inbox.clone(), out.clone(), length))?)
-        }
+        None if conn.is_reused() && length == Some(0) && is_idempotent(a.method) => Some(
+            build_request(a, RequestBody::new(inbox.clone(), out.clone(), length))?,
+        ),
         other => other,
     };
     match (conn.is_reused(), unsent) {
