@@ -115,6 +115,8 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
         message_wait: Duration::from_millis(u64::from(handler_cfg.message_wait)),
         id_cache_ttl: Duration::from_secs(u64::from(handler_cfg.id_cache_ttl)),
         connection_subscription_max: handler_cfg.connection_subscription_max as usize,
+        message_rate: handler_cfg.message_rate,
+        message_hwm: handler_cfg.message_hwm,
     };
     let (grip, resumes) = GripRuntime::new(hub_config.clone(), outbox.clone(), sessions.clone());
 

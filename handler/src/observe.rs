@@ -86,11 +86,13 @@ pub enum DropReason {
     Duplicate,
     /// A ZeroMQ publish message could not be parsed.
     Malformed,
+    /// A route's delivery-limiter bucket was at `message_hwm`.
+    Hwm,
 }
 
 impl DropReason {
     /// Every reason, for rendering all counters.
-    pub const ALL: [Self; 3] = [Self::QueueFull, Self::Duplicate, Self::Malformed];
+    pub const ALL: [Self; 4] = [Self::QueueFull, Self::Duplicate, Self::Malformed, Self::Hwm];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
@@ -98,6 +100,7 @@ impl DropReason {
             Self::QueueFull => "queue_full",
             Self::Duplicate => "duplicate",
             Self::Malformed => "malformed",
+            Self::Hwm => "hwm",
         }
     }
 }

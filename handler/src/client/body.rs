@@ -26,6 +26,9 @@ pub struct RequestBody {
     length: Option<u64>,
     ended: bool,
     finished: Arc<AtomicBool>,
+    /// A body given by the handler instead of the client's (JSON-P `_body`).
+    fixed: Option<Bytes>,
+    is_fixed: bool,
 }
 
 impl RequestBody {
@@ -37,7 +40,17 @@ impl RequestBody {
             length,
             ended: false,
             finished: Arc::new(AtomicBool::new(length == Some(0))),
+            fixed: None,
+            is_fixed: false,
         }
+    }
+
+    /// A body of `data` instead of the client's (which is left unread).
+    pub fn fixed(inbox: Arc<Inbox>, out: StreamOut, data: Bytes) -> Self {
+        let mut body = Self::new(inbox, out, Some(data.len() as u64));
+        body.fixed = Some(data).filter(|d| !d.is_empty());
+        body.is_fixed = true;
+        body
     }
 
     /// Becomes true once hyper has read the whole body; a connection whose request body was
@@ -65,6 +78,11 @@ impl hyper::body::Body for RequestBody {
         if self.ended {
             return Poll::Ready(None);
         }
+        if self.is_fixed {
+            self.ended = true;
+            self.finished.store(true, Ordering::Release);
+            return Poll::Ready(self.fixed.take().map(|d| Ok(Frame::data(d))));
+        }
         let (poll, grant) = self.inbox.poll_body(cx.waker());
         match poll {
             BodyPoll::Data(chunk) => {
@@ -84,7 +102,8 @@ impl hyper::body::Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        let end = self.ended || self.length == Some(0) || self.inbox.body_exhausted();
+        let end =
+            self.ended || self.length == Some(0) || (!self.is_fixed && self.inbox.body_exhausted());
         if end {
             // hyper does not poll a body that reports its end, so record completion here too.
             self.finished.store(true, Ordering::Release);

@@ -173,8 +173,10 @@ impl GripRuntime {
     }
 
     /// Drives the hub's timers until the task is aborted.
+    /// The tick is shorter than [`TICK`] when the delivery limiter's batches are.
     pub async fn run_ticker(self: Arc<Self>) {
-        let mut interval = tokio::time::interval(TICK);
+        let every = self.lock().limiter_interval().map_or(TICK, |i| i.min(TICK));
+        let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;

@@ -50,7 +50,7 @@ pub struct Metrics {
     subscriptions: AtomicI64,
     published: [AtomicU64; 4],
     delivered: [AtomicU64; 3],
-    dropped: [AtomicU64; 3],
+    dropped: [AtomicU64; 4],
     /// Non-cumulative bucket counts; the last one is `+Inf`.
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_nanos: AtomicU64,
@@ -103,6 +103,7 @@ fn reason_index(reason: DropReason) -> usize {
         DropReason::QueueFull => 0,
         DropReason::Duplicate => 1,
         DropReason::Malformed => 2,
+        DropReason::Hwm => 3,
     }
 }
 

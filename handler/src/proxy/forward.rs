@@ -111,6 +111,17 @@ pub async fn exchange(
     inbox: &Arc<Inbox>,
     out: &StreamOut,
 ) -> Result<Exchange, ProxyError> {
+    exchange_with_body(client, a, None, inbox, out).await
+}
+
+/// [`exchange`], sending `fixed` (when given) instead of the client's body (JSON-P).
+pub async fn exchange_with_body(
+    client: &Client,
+    a: &Attempt<'_>,
+    fixed: Option<Bytes>,
+    inbox: &Arc<Inbox>,
+    out: &StreamOut,
+) -> Result<Exchange, ProxyError> {
     let key = &a.plan.key;
     let target = key.to_string();
     let length = match a.length {
@@ -118,7 +129,10 @@ pub async fn exchange(
         BodyLength::Known(n) => Some(n),
         BodyLength::Unknown => None,
     };
-    let body = RequestBody::new(inbox.clone(), out.clone(), length);
+    let body = match fixed {
+        Some(data) => RequestBody::fixed(inbox.clone(), out.clone(), data),
+        None => RequestBody::new(inbox.clone(), out.clone(), length),
+    };
     let request_body_sent = body.finished_flag();
     let req = build_request(a, body)?;
     let mut conn = client.checkout(key).await?;

@@ -2,9 +2,18 @@
 //! answer at once (no hold), hand the request to the hub (response or stream hold), or stream
 //! the response while following next links (§4.5).
 //!
+//! JSON-P requests (§4.7): a response hold's replies are wrapped by the hub (and get no CORS
+//! headers); stream holds and no-hold GRIP responses are sent unwrapped.
+//!
 //! Left out for now (documented gaps): the >100000-byte stream-hold passthrough of §4.1 (such
-//! responses get 502), the next-link recovery timeout, gone links, JSON-P wrapping of held
-//! responses, the `build-id`/`var-subst` content filters, `Grip-Session-*`.
+//! responses get 502), the `prev-id` check of a stream hold's first hold (a mismatch there
+//! should fetch the next link; mismatches while held do), the batching and 10/s limiter of
+//! next-link recoveries, gone links, JSON-P wrapping of no-hold GRIP responses, the
+//! `build-id`/`var-subst` content filters, `Grip-Session-*`.
+//!
+//! Next-link recovery (§4.5): the hub fetches a stream hold's next link when one of its
+//! channels delivered nothing within the link's `timeout=` (and on the channel's
+//! first-subscription update); the fetch runs through [`follow_links`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +25,7 @@ use holdfast_proto::internal::{CloseReason, Header, RequestHead};
 use holdfast_proto::routes::{Route, TargetKind};
 
 use super::forward::{self, Attempt, BufferError, Buffered};
+use super::jsonp::Jsonp;
 use super::log::{Outcome, RequestLog};
 use super::request::{BodyLength, ClientRequest};
 use super::response::{Generated, PROXY_ERROR};
@@ -49,6 +59,8 @@ pub struct GripSession<'a> {
     pub debug: bool,
     /// CORS (auto cross-origin), when enabled.
     pub cors: Option<CorsRequest>,
+    /// JSON-P wrapping of a response hold's reply, when the request was JSON-P.
+    pub jsonp: Option<Jsonp>,
     /// The stream's inbox.
     pub inbox: &'a Arc<Inbox>,
     /// The stream's output.
@@ -114,7 +126,9 @@ pub async fn accept(mut s: GripSession<'_>, origin: Buffered) {
         }
     };
     let mut headers = instruct.response.headers.clone();
-    if let Some(cors) = &s.cors {
+    // A JSON-P reply gets no CORS headers (as Pushpin).
+    let wrapped = s.jsonp.is_some() && instruct.hold == Some(Mode::Response);
+    if let (Some(cors), false) = (&s.cors, wrapped) {
         cors.apply(&mut headers);
     }
     let reply = Reply {
@@ -230,6 +244,7 @@ fn hand_off(
         (!instruct.meta.is_empty()).then(|| Arc::new(instruct.meta.clone()));
     let mode = match mode {
         Mode::Response => HoldMode::Response {
+            jsonp: s.jsonp.clone().map(Arc::new),
             timeout: Duration::from_secs(u64::from(instruct.timeout)),
             reply: Arc::new(head.unwrap_or_else(|| Reply {
                 code: 200,
@@ -248,7 +263,20 @@ fn hand_off(
                 .next_link
                 .as_ref()
                 .map(|l| Arc::from(l.url.as_str())),
+            link_timeout: Duration::from_secs(
+                instruct
+                    .next_link
+                    .as_ref()
+                    .map_or(0, |l| u64::from(l.timeout)),
+            ),
         },
+    };
+    // The limiter's bucket; not even allocated when there is no limiter.
+    let cfg = &s.ctx.hub_config;
+    let route = if cfg.message_rate.is_some() || cfg.message_hwm.is_some() {
+        s.route.id.as_deref().map(Arc::from)
+    } else {
+        None
     };
     let runtime = &s.ctx.grip;
     let mut fx = Effects::default();
@@ -268,6 +296,7 @@ fn hand_off(
                 subs,
                 meta,
                 origin,
+                route,
                 mode,
             },
             Instant::now(),

@@ -3,7 +3,9 @@
 //! 1. Parse the head into a [`ClientRequest`] (scheme, host, path, URI).
 //! 2. Select the route (`Pushpin-Route` by id when `accept_pushpin_route`, else
 //!    `RouteTable::select`); none → 502 `Route not found`.
-//! 3. Apply the route: `as_host`, path rewrite, `header=`, and the §4.9 header rules.
+//! 3. Apply the route: `as_host`, path rewrite, `header=`, and the §4.9 header rules; a JSON-P
+//!    request (auto cross-origin `GET` with a callback, [`jsonp`]) is rewritten from its query
+//!    and its response buffered and wrapped.
 //! 4. Try the targets in order. A connect/TLS failure moves on to the next target; this is safe
 //!    because the connection is established before hyper gets the request body. The `test`
 //!    target answers in-process.
@@ -14,6 +16,7 @@
 pub mod forward;
 pub mod grip_flow;
 pub mod headers;
+pub mod jsonp;
 pub mod log;
 pub mod request;
 pub mod response;
@@ -27,8 +30,9 @@ use holdfast_proto::routes::{Route, RouteRequest, RouteTable, TargetKind};
 
 use self::grip_flow::GripSession;
 use self::headers::{forward_headers, ForwardParams};
+use self::jsonp::Jsonp;
 use self::log::RequestLog;
-use self::request::{body_length, header_value, split_host_port, ClientRequest};
+use self::request::{body_length, header_value, split_host_port, BodyLength, ClientRequest};
 use self::response::{Generated, INVALID_REQUEST, PROXY_ERROR, ROUTE_NOT_FOUND};
 use crate::client::body::{read_limited, LimitedBody};
 use crate::client::{Client, PoolKey, TlsKey};
@@ -139,6 +143,7 @@ async fn run_resumed(
                 route,
                 debug: ctx.config.debug || route.props.debug,
                 cors: None,
+                jsonp: None,
                 inbox,
                 out,
                 guard,
@@ -335,7 +340,12 @@ struct RouteSession<'a> {
 }
 
 impl RouteSession<'_> {
-    fn grip(&mut self, debug: bool, cors: Option<CorsRequest>) -> GripSession<'_> {
+    fn grip(
+        &mut self,
+        debug: bool,
+        cors: Option<CorsRequest>,
+        jsonp: Option<Jsonp>,
+    ) -> GripSession<'_> {
         GripSession {
             ctx: self.ctx,
             head: self.head,
@@ -343,6 +353,7 @@ impl RouteSession<'_> {
             route: self.route,
             debug,
             cors,
+            jsonp,
             inbox: self.inbox,
             out: self.out,
             guard: self.guard,
@@ -359,11 +370,29 @@ async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
     let grip_enabled = !route.props.no_grip && !trusted;
     let cors = (ctx.config.auto_cross_origin || route.props.aco)
         .then(|| CorsRequest::from_headers(&req.headers));
+    // JSON-P (§8.2): only with auto cross-origin, only for GET.
+    let parsed = match &cors {
+        Some(_) if req.method == "GET" => jsonp::parse(&route.props.jsonp, &req.path),
+        _ => Ok(None),
+    };
+    let (jsonp, rewrite) = match parsed {
+        Ok(Some((j, r))) => (Some(j), Some(r)),
+        Ok(None) => (None, None),
+        Err(text) => {
+            let mut answer = Generated::text(400, text);
+            if let Some(cors) = &cors {
+                cors.apply(&mut answer.headers);
+            }
+            forward::send_generated(answer, &req.method, inbox, out, p.log).await;
+            return;
+        }
+    };
+    let method = rewrite.as_ref().map_or(req.method.as_str(), |r| &r.method);
     let (host, port) = match route.props.as_host.as_deref().and_then(split_host_port) {
         Some(as_host) => as_host,
         None => (req.host.clone(), req.port),
     };
-    let mut path = route.rewrite_path(&req.path);
+    let mut path = route.rewrite_path(rewrite.as_ref().map_or(&req.path, |r| &r.path));
     if !path.starts_with('/') && path != "*" {
         path.insert(0, '/');
     }
@@ -379,6 +408,12 @@ async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
         },
     );
     let mut headers = headers;
+    if let Some(r) = &rewrite {
+        for h in &r.headers {
+            headers.retain(|o| !o.is(&h.0));
+            headers.push(h.clone());
+        }
+    }
     if grip_enabled {
         headers.retain(|h| !h.is("Grip-Sig") && !h.is("Grip-Feature"));
         for (channel, id) in &extra.grip_last {
@@ -389,13 +424,17 @@ async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
         }
         headers.extend(ctx.signer.grip_headers(&route.props));
     }
-    let length = body_length(&req.headers, head.body.len(), head.more);
+    let fixed_body = rewrite.as_ref().and_then(|r| r.body.clone());
+    let length = match &fixed_body {
+        Some(b) => BodyLength::Known(b.len() as u64),
+        None => body_length(&req.headers, head.body.len(), head.more),
+    };
 
     for target in &route.targets {
         p.log.target = Some(target.kind.to_string());
         match &target.kind {
             TargetKind::Test => {
-                serve_test(p, &path, grip_enabled, debug, cors).await;
+                serve_test(p, &path, grip_enabled, debug, cors, jsonp).await;
                 return;
             }
             TargetKind::Zhttp(_) | TargetKind::ZhttpReq(_) => {
@@ -410,17 +449,31 @@ async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
             } => {
                 let plan = plan_target(&host, port, target, connect_host, *connect_port);
                 let attempt = forward::Attempt {
-                    method: &req.method,
+                    method,
                     path: &path,
                     headers: &headers,
                     length,
                     plan: &plan,
                 };
-                match forward::exchange(&ctx.client, &attempt, inbox, out).await {
+                let fixed = fixed_body.clone();
+                match forward::exchange_with_body(&ctx.client, &attempt, fixed, inbox, out).await {
                     Ok(exchange) => {
                         let headers = exchange.headers();
                         if grip_enabled && holdfast_proto::grip::is_grip_response(&headers) {
-                            grip_flow::accept_exchange(p.grip(debug, cors), exchange).await;
+                            let s = p.grip(debug, cors, jsonp);
+                            grip_flow::accept_exchange(s, exchange).await;
+                        } else if let Some(jsonp) = &jsonp {
+                            let answer = match exchange.buffer(jsonp::MAX_BODY).await {
+                                Ok(b) => jsonp::wrap_proxied(
+                                    jsonp, b.code, &b.reason, &b.headers, &b.body,
+                                ),
+                                Err(err) => {
+                                    tracing::debug!("stream {}: {err:?}", head.id);
+                                    None
+                                }
+                            }
+                            .unwrap_or_else(|| Generated::text(500, jsonp::NOT_ENCODABLE));
+                            forward::send_generated(answer, &req.method, inbox, out, p.log).await;
                         } else {
                             forward::stream_response_with(
                                 exchange,
@@ -468,6 +521,7 @@ async fn serve_test(
     grip_enabled: bool,
     debug: bool,
     cors: Option<CorsRequest>,
+    jsonp: Option<Jsonp>,
 ) {
     let answer = match read_limited(p.inbox, p.out, test_target::MAX_REQUEST_BODY).await {
         Ok(LimitedBody::Complete(_)) => test_target::respond(
@@ -484,7 +538,7 @@ async fn serve_test(
             headers: answer.headers,
             body: answer.body,
         };
-        grip_flow::accept(p.grip(debug, cors), origin).await;
+        grip_flow::accept(p.grip(debug, cors, jsonp), origin).await;
         return;
     }
     let mut answer = answer;

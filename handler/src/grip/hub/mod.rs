@@ -20,8 +20,22 @@
 //! for the whole item queues it (at most [`outflow::MAX_QUEUED_ITEMS`]); beyond that the
 //! delivery is dropped and counted ([`Hub::dropped`]). Response-hold completions are individual
 //! `Response` messages, batched per worker by the outbox.
+//!
+//! With `message_rate` or `message_hwm` configured, deliveries go through a [`Limiter`]
+//! instead (reference §6.5 step 3): each (receiver, item) pair is queued in its route's bucket
+//! and delivered when the limiter lets it through, from [`Hub::publish`] (first batch) and
+//! [`Hub::tick`]; [`Hub::limiter_interval`] tells the ticker how often to call. Without either
+//! key there is no limiter and delivery is immediate, with no extra allocation.
+//!
+//! # Next-link recovery
+//!
+//! A stream hold with a next link has a second timer (`link_timers`): when it fires and not
+//! every subscribed channel delivered a message since the previous check, the hold goes back
+//! to a proxy task to fetch the link ([`ResumeKind::NextLink`]); otherwise a new period starts.
+//! Limiter buckets are per route id (held requests record their route's explicit id).
 
 mod filters;
+pub mod limiter;
 pub mod outflow;
 mod respond;
 
@@ -34,6 +48,7 @@ use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToC
 
 use self::filters::passes_filters;
 pub use self::filters::Filters;
+use self::limiter::{BucketKey, Limiter};
 use self::outflow::{Offer, Outflow};
 pub use self::respond::{build_response, Reply};
 use super::item::{Item, ResponseAction, StreamFormat};
@@ -43,9 +58,11 @@ use super::subs::SubTracker;
 use super::Origin;
 use crate::ipc::WorkerId;
 use crate::observe::{DropReason, Event, Observers, SubMode, Transport};
+use crate::proxy::jsonp::Jsonp;
 use crate::session::SessionKey;
 
-/// Delay between a channel's first subscription and the re-request of its response holds.
+/// Delay between a channel's first subscription and the update of its held requests (response
+/// holds are re-requested, streams with a next link fetch it).
 pub const FIRST_SUBSCRIPTION_DELAY: Duration = Duration::from_millis(1000);
 
 /// Channels whose last published id is remembered at most (Pushpin's LRU capacity).
@@ -68,6 +85,10 @@ pub struct HubConfig {
     pub id_cache_ttl: Duration,
     /// `connection_subscription_max`.
     pub connection_subscription_max: usize,
+    /// `message_rate`: deliveries per second overall (`None`: unlimited).
+    pub message_rate: Option<u32>,
+    /// `message_hwm`: deliveries a route's bucket may hold (`None`: unbounded).
+    pub message_hwm: Option<u32>,
 }
 
 impl Default for HubConfig {
@@ -78,6 +99,8 @@ impl Default for HubConfig {
             message_wait: Duration::from_millis(5000),
             id_cache_ttl: Duration::ZERO,
             connection_subscription_max: 20,
+            message_rate: None,
+            message_hwm: None,
         }
     }
 }
@@ -111,6 +134,8 @@ pub enum HoldMode {
         timeout: Duration,
         /// Sent on timeout; the base of responses built from publishes.
         reply: Arc<Reply>,
+        /// JSON-P wrapping of whatever is sent (§4.7).
+        jsonp: Option<Arc<Jsonp>>,
     },
     /// Streaming.
     Stream {
@@ -121,6 +146,9 @@ pub enum HoldMode {
         keep_alive: Option<Arc<KeepAlive>>,
         /// `Grip-Link rel=next` URL.
         next_link: Option<Arc<str>>,
+        /// The link's `timeout=`: without a message on every channel within it, the link is
+        /// fetched (§4.5 "Next-link timeout"). Ignored without a link.
+        link_timeout: Duration,
     },
 }
 
@@ -139,6 +167,8 @@ pub struct Hold {
     pub meta: Option<Arc<BTreeMap<String, String>>>,
     /// The original request, for retries.
     pub origin: Arc<Origin>,
+    /// The route's explicit id: the delivery limiter's bucket (`None`: the shared bucket).
+    pub route: Option<Arc<str>>,
     /// What kind of hold.
     pub mode: HoldMode,
 }
@@ -184,6 +214,7 @@ pub struct Effects {
 enum State {
     Response {
         reply: Arc<Reply>,
+        jsonp: Option<Arc<Jsonp>>,
     },
     Stream {
         keep_alive: Option<Arc<KeepAlive>>,
@@ -202,9 +233,16 @@ struct Held {
     subs: Vec<Sub>,
     meta: Option<Arc<BTreeMap<String, String>>>,
     origin: Arc<Origin>,
+    route: BucketKey,
     state: State,
     /// Response timeout or next keep-alive; the timer set may hold an earlier, stale entry.
     deadline: Option<Instant>,
+    /// Next-link recovery check (stream holds with a next link), in `link_timers`.
+    link_deadline: Option<Instant>,
+    link_timeout: Duration,
+    /// Bit `i`: subscription `i` delivered a message since the last check (subscriptions past
+    /// the 64th count as always delivered).
+    link_seen: u64,
 }
 
 #[derive(Debug, Default)]
@@ -223,7 +261,12 @@ pub struct Counters {
     pub dropped: u64,
     /// Items delivered to at least one receiver.
     pub delivered: u64,
+    /// Deliveries dropped because their route's limiter bucket was at `message_hwm`.
+    pub hwm_dropped: u64,
 }
+
+/// A delivery waiting in the limiter: (held request id, item).
+type Action = (u64, Arc<Item>);
 
 /// All held requests and subscriptions.
 #[derive(Debug)]
@@ -234,6 +277,8 @@ pub struct Hub {
     by_key: HashMap<SessionKey, u64>,
     channels: HashMap<Arc<str>, Channel>,
     timers: BTreeSet<(Instant, u64)>,
+    /// Next-link recovery checks.
+    link_timers: BTreeSet<(Instant, u64)>,
     /// First-subscription updates due.
     updates: VecDeque<(Instant, Arc<str>)>,
     /// Emptied channels, in the order they emptied.
@@ -247,12 +292,21 @@ pub struct Hub {
     counters: Counters,
     last_drop_warning: Option<Instant>,
     dropped_since_warning: u64,
+    /// Present only when `message_rate` or `message_hwm` is set.
+    limiter: Option<Box<Limiter<Action>>>,
+    last_hwm_warning: Option<Instant>,
+    hwm_dropped_since_warning: u64,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(cfg: HubConfig) -> Self {
+        let limiter = (cfg.message_rate.is_some() || cfg.message_hwm.is_some())
+            .then(|| Box::new(Limiter::new(cfg.message_rate, cfg.message_hwm)));
         Self {
+            limiter,
+            last_hwm_warning: None,
+            hwm_dropped_since_warning: 0,
             dedup: Dedup::new(cfg.id_cache_ttl),
             watch: SubTracker::new(cfg.subscription_linger),
             cfg,
@@ -261,6 +315,7 @@ impl Hub {
             by_key: HashMap::new(),
             channels: HashMap::new(),
             timers: BTreeSet::new(),
+            link_timers: BTreeSet::new(),
             updates: VecDeque::new(),
             lingering: VecDeque::new(),
             sequencing: HashSet::new(),
@@ -345,15 +400,22 @@ impl Hub {
             self.subscribe(id, &sub.name, mode, now);
         }
         let mut flow = Outflow::new(hold.credits);
+        let mut link = None;
         let (state, deadline) = match hold.mode {
-            HoldMode::Response { timeout, reply } => {
-                (State::Response { reply }, Some(now + timeout))
-            }
+            HoldMode::Response {
+                timeout,
+                reply,
+                jsonp,
+            } => (State::Response { reply, jsonp }, Some(now + timeout)),
             HoldMode::Stream {
                 head,
                 keep_alive,
                 next_link,
+                link_timeout,
             } => {
+                if next_link.is_some() {
+                    link = Some(link_timeout);
+                }
                 if let Some(head) = head {
                     let first = flow.split_first(head.body);
                     fx.msgs.push((
@@ -383,6 +445,10 @@ impl Hub {
         if let Some(at) = deadline {
             self.timers.insert((at, id));
         }
+        let link_deadline = link.map(|t| now + t);
+        if let Some(at) = link_deadline {
+            self.link_timers.insert((at, id));
+        }
         self.by_key.insert(hold.key.clone(), id);
         self.sessions.insert(
             id,
@@ -393,8 +459,12 @@ impl Hub {
                 subs: hold.subs,
                 meta: hold.meta,
                 origin: hold.origin,
+                route: hold.route,
                 state,
                 deadline,
+                link_deadline,
+                link_timeout: link.unwrap_or_default(),
+                link_seen: 0,
             },
         );
     }
@@ -526,7 +596,17 @@ impl Hub {
             }
             _ => vec![item],
         };
-        ready.into_iter().map(|i| self.deliver(&i, now, fx)).sum()
+        let receivers = ready.into_iter().map(|i| self.deliver(&i, now, fx)).sum();
+        if self.limiter.is_some() {
+            self.drain_limiter(now, fx);
+        }
+        receivers
+    }
+
+    /// How often the ticker must call [`Hub::tick`] for the delivery limiter (`None`: no
+    /// limiter, or no rate).
+    pub fn limiter_interval(&self) -> Option<Duration> {
+        self.limiter.as_ref().and_then(|l| l.interval())
     }
 
     fn deliver(&mut self, item: &Item, now: Instant, fx: &mut Effects) -> usize {
@@ -546,6 +626,104 @@ impl Hub {
             Some(c) => c.subs.keys().copied().collect(),
             None => Vec::new(),
         };
+        if self.limiter.is_some() {
+            return self.enqueue(ids, item, now);
+        }
+        let (receivers, stream_receivers) = self.deliver_to(ids, item, now, fx);
+        if receivers > 0 {
+            self.counters.delivered += 1;
+            self.report_delivery(item, stream_receivers, receivers - stream_receivers);
+        }
+        self.warn_drops(now);
+        receivers
+    }
+
+    /// Queues the deliveries of `item` to `ids` in the limiter. Returns the receivers the
+    /// item applies to, dropped ones included (as Pushpin's log line counts them).
+    fn enqueue(&mut self, ids: Vec<u64>, item: &Item, now: Instant) -> usize {
+        let Some(limiter) = self.limiter.as_mut() else {
+            return 0;
+        };
+        let shared = Arc::new(item.clone());
+        let mut receivers: usize = 0;
+        let mut dropped: u64 = 0;
+        for id in ids {
+            let Some(held) = self.sessions.get(&id) else {
+                continue;
+            };
+            let applies = match &held.state {
+                State::Response { .. } => item.response.is_some(),
+                State::Stream { .. } => item.stream.is_some(),
+                State::Ending => false,
+            };
+            if !applies {
+                continue;
+            }
+            receivers += 1;
+            if !limiter.add(&held.route, (id, shared.clone())) {
+                dropped += 1;
+            }
+        }
+        if receivers as u64 > dropped {
+            self.counters.delivered += 1;
+        }
+        if dropped > 0 {
+            self.counters.hwm_dropped += dropped;
+            self.hwm_dropped_since_warning += dropped;
+            self.watch.observers().emit(Event::Dropped {
+                reason: DropReason::Hwm,
+                count: dropped,
+            });
+            let due = self
+                .last_hwm_warning
+                .is_none_or(|t| now.saturating_duration_since(t) >= DROP_WARN_INTERVAL);
+            if due {
+                tracing::warn!(
+                    "exceeded publish hwm ({}), dropped {} deliveries ({} in total)",
+                    self.cfg.message_hwm.unwrap_or(0),
+                    self.hwm_dropped_since_warning,
+                    self.counters.hwm_dropped
+                );
+                self.hwm_dropped_since_warning = 0;
+                self.last_hwm_warning = Some(now);
+            }
+        }
+        receivers
+    }
+
+    /// Runs the deliveries the limiter lets through at `now`.
+    fn drain_limiter(&mut self, now: Instant, fx: &mut Effects) {
+        let mut due = Vec::new();
+        match self.limiter.as_mut() {
+            Some(limiter) if !limiter.is_empty() => limiter.take_due(now, &mut due),
+            _ => return,
+        }
+        // Consecutive actions for the same item are delivered together (one fan-out per
+        // worker); a session sits in one bucket, so its items keep their order.
+        let mut actions = due.into_iter().peekable();
+        while let Some((id, item)) = actions.next() {
+            let mut ids = vec![id];
+            while let Some((next, _)) = actions.next_if(|(_, i)| Arc::ptr_eq(i, &item)) {
+                ids.push(next);
+            }
+            let (receivers, stream_receivers) = self.deliver_to(ids, &item, now, fx);
+            if receivers > 0 {
+                self.report_delivery(&item, stream_receivers, receivers - stream_receivers);
+            }
+        }
+        self.warn_drops(now);
+    }
+
+    /// Delivers `item` to the held requests `ids` (subscribers of its channel). Returns the
+    /// receivers reached and how many of them are streams.
+    fn deliver_to(
+        &mut self,
+        ids: Vec<u64>,
+        item: &Item,
+        now: Instant,
+        fx: &mut Effects,
+    ) -> (usize, usize) {
+        let name = item.channel.as_str();
         let mut groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
         let mut receivers = 0;
         let mut stream_receivers = 0;
@@ -579,6 +757,9 @@ impl Hub {
             }
             if sub.prev_id.is_some() {
                 sub.prev_id.clone_from(&item.id);
+            }
+            if sub_idx < 64 {
+                held.link_seen |= 1 << sub_idx;
             }
             receivers += 1;
             stream_receivers += usize::from(is_stream);
@@ -647,12 +828,7 @@ impl Hub {
         for id in ending {
             self.end_stream(id, now, fx);
         }
-        if receivers > 0 {
-            self.counters.delivered += 1;
-            self.report_delivery(item, stream_receivers, receivers - stream_receivers);
-        }
-        self.warn_drops(now);
-        receivers
+        (receivers, stream_receivers)
     }
 
     /// Stats `message` events: one per transport that reached anybody.
@@ -694,10 +870,13 @@ impl Hub {
         let Some(held) = self.sessions.get_mut(&id) else {
             return;
         };
-        let State::Response { reply } = &held.state else {
+        let State::Response { reply, jsonp } = &held.state else {
             return;
         };
         let mut reply = build(reply);
+        if let Some(jsonp) = jsonp {
+            reply = jsonp.wrap_held(reply);
+        }
         reply
             .headers
             .push(Header::new("Content-Length", reply.body.len().to_string()));
@@ -853,6 +1032,7 @@ impl Hub {
                 _ => held.deadline = None,
             }
         }
+        self.check_links(now, fx);
         // Streams sharing keep-alive data on one worker get it in one message.
         for ((worker, data), ids) in keep_alives {
             fx.msgs
@@ -872,9 +1052,16 @@ impl Hub {
                 .map(|c| c.subs.keys().copied().collect())
                 .unwrap_or_default();
             for id in ids {
+                // Pushpin updates stream holds with a next link too (a link fetch).
                 if matches!(
                     self.sessions.get(&id).map(|h| &h.state),
-                    Some(State::Response { .. })
+                    Some(
+                        State::Response { .. }
+                            | State::Stream {
+                                next_link: Some(_),
+                                ..
+                            }
+                    )
                 ) {
                     self.recover(id, now, fx);
                 }
@@ -922,7 +1109,39 @@ impl Hub {
                 self.sequencing.remove(&name);
             }
         }
+        if self.limiter.is_some() {
+            self.drain_limiter(now, fx);
+        }
         self.warn_drops(now);
+    }
+
+    /// Next-link recovery (§4.5): a stream hold whose channels did not all deliver a message
+    /// within the link's timeout fetches its next link; otherwise a new period starts.
+    fn check_links(&mut self, now: Instant, fx: &mut Effects) {
+        while let Some(&(at, id)) = self.link_timers.first() {
+            if at > now {
+                break;
+            }
+            self.link_timers.pop_first();
+            let Some(held) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if held.link_deadline != Some(at) || !matches!(held.state, State::Stream { .. }) {
+                continue;
+            }
+            let n = held.subs.len().min(64);
+            let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            if held.link_seen & all == all {
+                held.link_seen = 0;
+                let next = now + held.link_timeout;
+                held.link_deadline = Some(next);
+                self.link_timers.insert((next, id));
+            } else {
+                held.link_deadline = None;
+                tracing::debug!("stream {}: next-link timeout, recovering", held.key.id);
+                self.recover(id, now, fx);
+            }
+        }
     }
 
     fn warn_drops(&mut self, now: Instant) {

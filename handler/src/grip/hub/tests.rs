@@ -55,10 +55,12 @@ fn stream_hold(k: SessionKey, credits: u64, channels: &[&str]) -> Hold {
         subs: channels.iter().map(|c| sub(c)).collect(),
         meta: None,
         origin: origin(),
+        route: None,
         mode: HoldMode::Stream {
             head: Some(reply("start\n")),
             keep_alive: None,
             next_link: None,
+            link_timeout: Duration::from_secs(120),
         },
     }
 }
@@ -71,7 +73,9 @@ fn response_hold(k: SessionKey, channels: &[&str], timeout: u64) -> Hold {
         subs: channels.iter().map(|c| sub(c)).collect(),
         meta: None,
         origin: origin(),
+        route: None,
         mode: HoldMode::Response {
+            jsonp: None,
             timeout: Duration::from_secs(timeout),
             reply: Arc::new(reply("timeout\n")),
         },
@@ -275,6 +279,7 @@ fn keep_alive_only_while_idle() {
             idle: true,
         })),
         next_link: None,
+        link_timeout: Duration::from_secs(120),
     };
     hub.hold(hold, t0, &mut fx);
     // Output at t0+8 pushes the keep-alive to t0+18 (minus jitter).
@@ -428,4 +433,175 @@ fn subscriptions_are_capped() {
     );
     assert_eq!(hub.subscribers("c"), 0);
     assert_eq!(hub.subscribers("b"), 1);
+}
+
+fn limited_hub(rate: Option<u32>, hwm: Option<u32>) -> Hub {
+    Hub::new(HubConfig {
+        update_on_first_subscription: false,
+        message_rate: rate,
+        message_hwm: hwm,
+        ..HubConfig::default()
+    })
+}
+
+/// Stream ids delivered by fan-outs in `fx`.
+fn fanned_out(fx: &Effects) -> Vec<u64> {
+    fx.msgs
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ToConnmgr::Fanout(f) => Some(f.ids.iter().map(|i| i.0).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn message_rate_paces_deliveries_across_ticks() {
+    let mut hub = limited_hub(Some(20), None);
+    assert_eq!(hub.limiter_interval(), Some(Duration::from_millis(50)));
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    for id in 1..=5 {
+        hub.hold(stream_hold(key("w", id), 1000, &["c"]), t0, &mut fx);
+    }
+    let mut fx = Effects::default();
+    assert_eq!(hub.publish(stream_item("c", "a"), t0, &mut fx), 5);
+    assert_eq!(hub.publish(stream_item("c", "b"), t0, &mut fx), 5);
+    assert_eq!(fanned_out(&fx).len(), 1, "first action at once");
+    let mut delivered = 1;
+    let mut t = t0;
+    let mut last = t0;
+    while delivered < 10 {
+        t += Duration::from_millis(10);
+        let mut fx = Effects::default();
+        hub.tick(t, &mut fx);
+        let n = fanned_out(&fx).len();
+        if n > 0 {
+            last = t;
+        }
+        delivered += n;
+        assert!(t < t0 + Duration::from_secs(2), "stalled");
+    }
+    // Nine more actions, one per 50 ms.
+    assert_eq!(last - t0, Duration::from_millis(450));
+    assert_eq!(hub.counters().hwm_dropped, 0);
+}
+
+#[test]
+fn message_hwm_drops_beyond_the_bucket() {
+    let mut hub = limited_hub(Some(20), Some(10));
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    for id in 1..=50 {
+        hub.hold(stream_hold(key("w", id), 1000, &["c"]), t0, &mut fx);
+    }
+    let mut fx = Effects::default();
+    // All 50 count as receivers; 10 fit the bucket (queued before the first batch runs).
+    assert_eq!(hub.publish(stream_item("c", "a"), t0, &mut fx), 50);
+    assert_eq!(fanned_out(&fx).len(), 1);
+    assert_eq!(hub.counters().hwm_dropped, 40);
+    let mut sent = 1;
+    let mut t = t0;
+    for _ in 0..100 {
+        t += Duration::from_millis(50);
+        let mut fx = Effects::default();
+        hub.tick(t, &mut fx);
+        sent += fanned_out(&fx).len();
+    }
+    assert_eq!(sent, 10);
+}
+
+#[test]
+fn limited_response_holds_complete_when_their_turn_comes() {
+    let mut hub = limited_hub(Some(1000), Some(100));
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(response_hold(key("w", 1), &["c"], 60), t0, &mut fx);
+    let mut fx = Effects::default();
+    assert_eq!(hub.publish(response_item("c", "hi\n"), t0, &mut fx), 1);
+    assert!(matches!(
+        &fx.msgs[..],
+        [(_, ToConnmgr::Response(head))] if head.code == 201
+    ));
+    assert!(hub.is_empty());
+}
+
+#[test]
+fn hwm_without_rate_caps_each_publish() {
+    let mut hub = limited_hub(None, Some(2));
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    for id in 1..=3 {
+        hub.hold(stream_hold(key("w", id), 1000, &["c"]), t0, &mut fx);
+    }
+    let mut fx = Effects::default();
+    hub.publish(stream_item("c", "a"), t0, &mut fx);
+    assert_eq!(fanned_out(&fx).len(), 2);
+    hub.publish(stream_item("c", "b"), t0, &mut fx);
+    assert_eq!(fanned_out(&fx).len(), 4);
+    assert_eq!(hub.counters().hwm_dropped, 2);
+}
+
+fn linked_hold(k: SessionKey, channels: &[&str], timeout: u64) -> Hold {
+    let mut hold = stream_hold(k, 1000, channels);
+    hold.mode = HoldMode::Stream {
+        head: Some(reply("start\n")),
+        keep_alive: None,
+        next_link: Some(Arc::from("http://example.com/next")),
+        link_timeout: Duration::from_secs(timeout),
+    };
+    hold
+}
+
+#[test]
+fn next_link_is_fetched_when_a_channel_stays_silent() {
+    let mut hub = hub();
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(linked_hold(key("w", 1), &["a", "b"], 5), t0, &mut fx);
+    // Both channels deliver in the first period: a new period starts.
+    hub.publish(stream_item("a", "x"), t0 + Duration::from_secs(1), &mut fx);
+    hub.publish(stream_item("b", "y"), t0 + Duration::from_secs(2), &mut fx);
+    let mut fx = Effects::default();
+    hub.tick(t0 + Duration::from_secs(5), &mut fx);
+    assert!(fx.resumes.is_empty());
+    assert_eq!(hub.len(), 1);
+    // Only `a` delivers in the second: recovery through the next link.
+    hub.publish(stream_item("a", "x"), t0 + Duration::from_secs(6), &mut fx);
+    hub.tick(t0 + Duration::from_secs(9), &mut fx);
+    assert!(fx.resumes.is_empty(), "not yet due");
+    hub.tick(t0 + Duration::from_secs(10), &mut fx);
+    match &fx.resumes[..] {
+        [r] => assert_eq!(
+            r.kind,
+            ResumeKind::NextLink(Arc::from("http://example.com/next"))
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(hub.is_empty());
+}
+
+#[test]
+fn streams_without_a_link_never_recover() {
+    let mut hub = hub();
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(stream_hold(key("w", 1), 1000, &["a"]), t0, &mut fx);
+    hub.tick(t0 + Duration::from_secs(1000), &mut fx);
+    assert!(fx.resumes.is_empty());
+    assert_eq!(hub.len(), 1);
+}
+
+#[test]
+fn first_subscription_update_fetches_stream_next_links() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(linked_hold(key("w", 1), &["a"], 120), t0, &mut fx);
+    hub.hold(stream_hold(key("w", 2), 1000, &["a"]), t0, &mut fx);
+    let mut fx = Effects::default();
+    hub.tick(t0 + FIRST_SUBSCRIPTION_DELAY, &mut fx);
+    assert_eq!(fx.resumes.len(), 1, "only the stream with a link");
+    assert_eq!(hub.len(), 1);
 }
