@@ -48,6 +48,7 @@ fn origin() -> Arc<Origin> {
             credits: 0,
         },
         body: Bytes::new(),
+        gone: None,
     })
 }
 

@@ -232,6 +232,7 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
         hub_config,
         signer,
         outbox: outbox.clone(),
+        gone: Default::default(),
     });
     let ticker = tokio::spawn(grip.clone().run_ticker());
     let resumer = tokio::spawn(proxy.clone().run_resumer(resumes));

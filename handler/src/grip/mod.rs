@@ -50,6 +50,8 @@ pub struct Origin {
     pub head: RequestHead,
     /// The complete request body (at most 100000 bytes: larger bodies cannot be held).
     pub body: Bytes,
+    /// The initial response's gone link, POSTed when the client goes away while held.
+    pub gone: Option<Arc<crate::proxy::gone::GoneLink>>,
 }
 
 /// The hub plus the means to carry out its effects.

@@ -8,7 +8,8 @@
 //! Left out for now (documented gaps): the >100000-byte stream-hold passthrough of §4.1 (such
 //! responses get 502), the `prev-id` check of a stream hold's first hold (a mismatch there
 //! should fetch the next link; mismatches while held do), the batching and 10/s limiter of
-//! next-link recoveries, gone links, JSON-P wrapping of no-hold GRIP responses, the
+//! next-link recoveries, gone links of requests ended while a proxy task (retry or next-link
+//! fetch) owns them, JSON-P wrapping of no-hold GRIP responses, the
 //! `build-id`/`var-subst` content filters, `Grip-Session-*`.
 //!
 //! Next-link recovery (§4.5): the hub fetches a stream hold's next link when one of its
@@ -25,6 +26,7 @@ use holdfast_proto::internal::{CloseReason, Header, RequestHead};
 use holdfast_proto::routes::{Route, TargetKind};
 
 use super::forward::{self, Attempt, BufferError, Buffered};
+use super::gone::GoneLink;
 use super::jsonp::Jsonp;
 use super::log::{Outcome, RequestLog};
 use super::request::{BodyLength, ClientRequest};
@@ -151,23 +153,38 @@ pub async fn accept(mut s: GripSession<'_>, origin: Buffered) {
             Some(link) => {
                 let url: Arc<str> = Arc::from(link.url.as_str());
                 if send_head(&mut s, reply).await {
-                    let origin = Arc::new(origin_of(s.head, request_body));
+                    let origin = Arc::new(origin_of(&s, &instruct, request_body));
                     follow_links(s, origin, url, Vec::new()).await;
                 }
             }
         },
         Some(mode) => {
-            let origin = Arc::new(origin_of(s.head, request_body));
+            let origin = Arc::new(origin_of(&s, &instruct, request_body));
             hand_off(s, &instruct, mode, Some(reply), origin);
         }
     }
 }
 
-fn origin_of(head: &RequestHead, body: Bytes) -> Origin {
-    let mut head = head.clone();
+fn origin_of(s: &GripSession<'_>, instruct: &Instruct, body: Bytes) -> Origin {
+    let mut head = s.head.clone();
     head.body = Bytes::new();
     head.more = false;
-    Origin { head, body }
+    let gone = instruct
+        .gone_link
+        .as_deref()
+        .and_then(|url| match link_plan(s.req, s.route, url) {
+            Ok((plan, path)) => Some(Arc::new(GoneLink {
+                url: url.to_string(),
+                path,
+                plan,
+                props: s.route.props.clone(),
+            })),
+            Err(msg) => {
+                tracing::debug!("stream {}: {msg}", s.out.key().id);
+                None
+            }
+        });
+    Origin { head, body, gone }
 }
 
 /// Sends a streamed response's head and first body (within credits).
@@ -388,44 +405,7 @@ async fn fetch_link(
     url: &str,
     grip_last: &[(String, String)],
 ) -> Result<Buffered, String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| format!("invalid next link {url}"))?;
-    let ssl = uri.scheme_str() == Some("https");
-    let host = uri
-        .host()
-        .ok_or_else(|| format!("next link without host {url}"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16();
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".to_string());
-    let same_host = host == s.req.host && port == s.req.port && ssl == s.req.secure;
-    let plan = if same_host {
-        s.route.targets.iter().find_map(|t| match &t.kind {
-            TargetKind::Host { host: h, port: p } => Some(plan_target(&host, port, t, h, *p)),
-            _ => None,
-        })
-    } else {
-        None
-    };
-    let plan = match plan {
-        Some(plan) => plan,
-        None => {
-            let connect_port = port.unwrap_or(if ssl { 443 } else { 80 });
-            let mut target = holdfast_proto::routes::Target::new(TargetKind::Host {
-                host: host.clone(),
-                port: connect_port,
-            });
-            target.ssl = ssl;
-            plan_target(&host, port, &target, &host, connect_port)
-        }
-    };
-    let plan: TargetPlan = plan;
+    let (plan, path) = link_plan(s.req, s.route, url)?;
     let mut headers: Vec<Header> = grip_last
         .iter()
         .map(|(c, id)| Header::new("Grip-Last", format!("{c}; last-id={id}")))
@@ -445,4 +425,49 @@ async fn fetch_link(
         .buffer(MAX_INSTRUCT_BODY)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Where a link goes: through the route's first host target when it names the client's own
+/// host, directly otherwise. Returns the connection plan and the path with query.
+fn link_plan(
+    req: &ClientRequest,
+    route: &Route,
+    url: &str,
+) -> Result<(TargetPlan, String), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("invalid link {url}"))?;
+    let ssl = uri.scheme_str() == Some("https");
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("link without host {url}"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16();
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let same_host = host == req.host && port == req.port && ssl == req.secure;
+    let plan = if same_host {
+        route.targets.iter().find_map(|t| match &t.kind {
+            TargetKind::Host { host: h, port: p } => Some(plan_target(&host, port, t, h, *p)),
+            _ => None,
+        })
+    } else {
+        None
+    };
+    let plan = match plan {
+        Some(plan) => plan,
+        None => {
+            let connect_port = port.unwrap_or(if ssl { 443 } else { 80 });
+            let mut target = holdfast_proto::routes::Target::new(TargetKind::Host {
+                host: host.clone(),
+                port: connect_port,
+            });
+            target.ssl = ssl;
+            plan_target(&host, port, &target, &host, connect_port)
+        }
+    };
+    Ok((plan, path))
 }

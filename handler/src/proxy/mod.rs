@@ -14,6 +14,7 @@
 //! Every request logs one line ([`log::RequestLog`]), even when cancelled.
 
 pub mod forward;
+pub mod gone;
 pub mod grip_flow;
 pub mod headers;
 pub mod jsonp;
@@ -62,6 +63,8 @@ pub struct ProxyContext {
     pub signer: Signer,
     /// The way to the connmgr (for resumed sessions).
     pub outbox: Outbox,
+    /// The bound on concurrent gone-link requests.
+    pub gone: gone::GoneLimiter,
 }
 
 /// Starts one task per request; plugged into the [`crate::session::Dispatcher`].
@@ -187,7 +190,10 @@ impl SessionSpawner for Proxy {
     }
 
     fn held_closed(&self, key: &SessionKey) {
-        self.ctx.grip.with(|hub, now, _| hub.closed(key, now));
+        let origin = self.ctx.grip.with(|hub, now, _| hub.closed(key, now));
+        if let Some(link) = origin.and_then(|o| o.gone.clone()) {
+            gone::spawn(&self.ctx, key, link);
+        }
     }
 
     fn serves_websockets(&self) -> bool {

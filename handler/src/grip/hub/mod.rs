@@ -560,11 +560,11 @@ impl Hub {
         }
     }
 
-    /// The client side of a held stream ended; its table entry is already gone.
-    pub fn closed(&mut self, key: &SessionKey, now: Instant) {
-        if let Some(id) = self.by_key.get(key).copied() {
-            self.remove(id, now);
-        }
+    /// The client side of a held stream ended; its table entry is already gone. Returns the
+    /// held request's origin (for its gone link), if it was held.
+    pub fn closed(&mut self, key: &SessionKey, now: Instant) -> Option<Arc<Origin>> {
+        let id = self.by_key.get(key).copied()?;
+        self.remove(id, now).map(|held| held.origin)
     }
 
     /// Publishes one validated item: dedup, sequencing, delivery. Returns the number of
