@@ -69,7 +69,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use tracing::{debug, error, info, trace, warn};
 
-use self::conn::{Conn, Status};
+use self::conn::{Conn, FanoutDelivery, Status};
 use self::ctx::{Ctx, WsSettings};
 use self::stream::FanoutOutcome;
 use self::ws_conn::OutFrame;
@@ -547,35 +547,9 @@ impl Worker {
     /// Appends one payload to every listed stream that can take it (see the module docs).
     fn fanout(&mut self, fanout: Fanout) {
         let Fanout { ids, data } = fanout;
-        self.fanout_seq += 1;
-        let seq = self.fanout_seq;
-        let mut delivered = 0u64;
-        let mut skipped = 0u64;
-        let mut cut_off = 0u64;
-        for id in ids {
-            let Some(slot) = self.stream_slot(id) else {
-                trace!(worker = self.index, stream = %id, "fanout: stream gone; skipped");
-                skipped += 1;
-                continue;
-            };
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            let result = conn.on_fanout(slot, &data, seq, &mut self.cx);
-            match result.outcome {
-                FanoutOutcome::Queued => delivered += 1,
-                FanoutOutcome::OverCredit => cut_off += 1,
-                other => {
-                    trace!(worker = self.index, stream = %id, "fanout: {}; skipped", other.as_str());
-                    skipped += 1;
-                }
-            }
-            if result.credit_deferred {
-                self.credit_due.push((slot, id));
-            }
-            self.after(slot, result.status);
-        }
-        self.record_fanout("fanout", data.len(), delivered, skipped, cut_off);
+        self.fan_out("fanout", data.len(), ids, |conn, slot, seq, cx| {
+            conn.on_fanout(slot, &data, seq, cx)
+        });
     }
 
     /// Sends one WebSocket message to every listed stream that can take it: framed (and, for
@@ -593,24 +567,38 @@ impl Worker {
                 return;
             }
         };
+        self.fan_out("ws fanout", bytes, ids, |conn, slot, seq, cx| {
+            conn.on_ws_fanout(slot, &mut out, seq, cx)
+        });
+    }
+
+    /// The loop both fan-outs share: find each stream in O(1) by slot, hand it the payload with
+    /// `deliver`, count what happened, and defer credits until the packet is applied.
+    fn fan_out(
+        &mut self,
+        what: &'static str,
+        bytes: usize,
+        ids: Vec<StreamId>,
+        mut deliver: impl FnMut(&mut Conn, usize, u64, &mut Ctx) -> FanoutDelivery,
+    ) {
         self.fanout_seq += 1;
         let seq = self.fanout_seq;
         let (mut delivered, mut skipped, mut cut_off) = (0u64, 0u64, 0u64);
         for id in ids {
             let Some(slot) = self.stream_slot(id) else {
-                trace!(worker = self.index, stream = %id, "ws fanout: stream gone; skipped");
+                trace!(worker = self.index, stream = %id, "{what}: stream gone; skipped");
                 skipped += 1;
                 continue;
             };
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
-            let result = conn.on_ws_fanout(slot, &mut out, seq, &mut self.cx);
+            let result = deliver(conn, slot, seq, &mut self.cx);
             match result.outcome {
                 FanoutOutcome::Queued => delivered += 1,
                 FanoutOutcome::OverCredit => cut_off += 1,
                 other => {
-                    trace!(worker = self.index, stream = %id, "ws fanout: {}; skipped", other.as_str());
+                    trace!(worker = self.index, stream = %id, "{what}: {}; skipped", other.as_str());
                     skipped += 1;
                 }
             }
@@ -619,7 +607,7 @@ impl Worker {
             }
             self.after(slot, result.status);
         }
-        self.record_fanout("ws fanout", bytes, delivered, skipped, cut_off);
+        self.record_fanout(what, bytes, delivered, skipped, cut_off);
     }
 
     fn record_fanout(
