@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use holdfast_proto::config::{Config, LogLevels};
+use holdfast_proto::config::{Config, Listen, LogLevels};
 
 use super::args::Args;
 
@@ -103,13 +103,12 @@ impl Levels {
     }
 }
 
-/// Parses `--port`'s `[addr:]port` (`[v6]:port` accepted).
+/// Parses `--port`'s `[addr:]port` (`[v6]:port` accepted) with the same rules as
+/// `[runner] http_port`.
 pub fn parse_listen(text: &str) -> Result<SocketAddr, PlanError> {
-    let bad = || PlanError::Port(text.to_string());
-    if let Ok(port) = text.parse::<u16>() {
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
-    }
-    text.parse::<SocketAddr>().map_err(|_| bad())
+    Listen::parse(text)
+        .map(|l| l.addr)
+        .map_err(|_| PlanError::Port(text.to_string()))
 }
 
 /// Decides what to start.
