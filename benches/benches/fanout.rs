@@ -108,6 +108,7 @@ fn item(payload: &Bytes) -> Item {
         meta: Vec::new(),
         response: None,
         stream: Some(StreamFormat::Send(payload.clone())),
+        ws: None,
     }
 }
 

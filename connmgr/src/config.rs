@@ -5,6 +5,7 @@
 //! only sees values that make sense.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -18,7 +19,7 @@ pub const MAX_BUFFER_SIZE: usize = 16 * 1024 * 1024;
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 1024;
 
-/// Most `--listen` addresses.
+/// Most listeners (`--listen`, `--tls-listen` and `--local-listen` together).
 pub const MAX_LISTENERS: usize = 256;
 
 /// Default `--max-message-size`: 16 MiB.
@@ -37,10 +38,27 @@ pub const MAX_MESSAGE_SIZE: usize = 60 * 1024 * 1024;
              forwarding requests to holdfast-handler over ZeroMQ."
 )]
 pub struct Args {
-    /// Address to accept clients on, `[addr:]port` or `[v6addr]:port` (address default 0.0.0.0).
-    /// Repeatable.
-    #[arg(long = "listen", value_name = "[ADDR:]PORT", required = true, value_parser = parse_listen)]
+    /// Address to accept plain HTTP clients on, `[addr:]port` or `[v6addr]:port` (address
+    /// default 0.0.0.0). Repeatable.
+    #[arg(long = "listen", value_name = "[ADDR:]PORT", value_parser = parse_listen)]
     pub listen: Vec<SocketAddr>,
+
+    /// Address to accept HTTPS/WSS clients on (same forms as `--listen`). Repeatable; needs
+    /// `--tls-certs-dir`.
+    #[arg(long = "tls-listen", value_name = "[ADDR:]PORT", value_parser = parse_listen)]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// Unix-domain socket to accept plain HTTP clients on (Pushpin's `local_ports`):
+    /// `PATH[,mode=OCTAL][,user=NAME][,group=NAME]`. Repeatable. A stale socket file at PATH is
+    /// replaced.
+    #[arg(long = "local-listen", value_name = "PATH[,mode=OCTAL]", value_parser = LocalListen::parse)]
+    pub local_listen: Vec<LocalListen>,
+
+    /// Directory of TLS certificates, laid out as Pushpin's `runner/certs`: `<name>.crt` and
+    /// `<name>.key` per SNI name, `_.<domain>` for a one-level wildcard, `default_<port>` for a
+    /// listener's default. Files are reloaded when they change.
+    #[arg(long, value_name = "DIR")]
+    pub tls_certs_dir: Option<PathBuf>,
 
     /// ZeroMQ endpoint of the handler's ROUTER socket to connect to (e.g. ipc:///run/x/connmgr).
     #[arg(long, value_name = "SPEC")]
@@ -103,6 +121,58 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
+/// A Unix-domain socket listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalListen {
+    /// The socket's path.
+    pub path: PathBuf,
+    /// File mode to give the socket.
+    pub mode: Option<u32>,
+    /// Owner to give the socket (name or numeric id).
+    pub user: Option<String>,
+    /// Group to give the socket (name or numeric id).
+    pub group: Option<String>,
+}
+
+impl LocalListen {
+    /// Parses `PATH[,mode=OCTAL][,user=NAME][,group=NAME]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut parts = s.split(',');
+        let path = parts.next().unwrap_or("").trim();
+        if path.is_empty() {
+            return Err(format!("invalid local listener '{s}': empty path"));
+        }
+        let mut out = Self {
+            path: PathBuf::from(path),
+            mode: None,
+            user: None,
+            group: None,
+        };
+        for part in parts {
+            match part.split_once('=') {
+                Some(("mode", m)) => {
+                    out.mode = Some(
+                        u32::from_str_radix(m, 8)
+                            .ok()
+                            .filter(|m| *m <= 0o7777)
+                            .ok_or_else(|| {
+                                format!("invalid mode '{m}' in '{s}': expected octal")
+                            })?,
+                    )
+                }
+                Some(("user", u)) if !u.is_empty() => out.user = Some(u.to_string()),
+                Some(("group", g)) if !g.is_empty() => out.group = Some(g.to_string()),
+                _ => {
+                    return Err(format!(
+                    "invalid local listener '{s}': unknown option '{part}' (mode=, user=, group=)"
+                ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Why the command line was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -118,9 +188,15 @@ pub enum ConfigError {
     /// `--stream-timeout 0`.
     #[error("--stream-timeout must be at least 1 second")]
     StreamTimeout,
-    /// Too many `--listen`.
-    #[error("at most {MAX_LISTENERS} --listen addresses are supported")]
+    /// Too many `--listen` and `--tls-listen`.
+    #[error("at most {MAX_LISTENERS} --listen/--tls-listen addresses are supported")]
     Listeners,
+    /// No listener at all.
+    #[error("no listener: give at least one --listen, --tls-listen or --local-listen")]
+    NoListeners,
+    /// `--tls-listen` without a certificates directory.
+    #[error("--tls-listen needs --tls-certs-dir")]
+    TlsCertsDir,
     /// An instance id that cannot be a ZeroMQ identity.
     #[error("--instance-id must be 1 to 200 bytes without whitespace")]
     InstanceId,
@@ -135,8 +211,14 @@ pub enum ConfigError {
 /// Validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Addresses to listen on (each worker binds each with `SO_REUSEPORT`).
+    /// Plain HTTP addresses to listen on (each worker binds each with `SO_REUSEPORT`).
     pub listen: Vec<SocketAddr>,
+    /// HTTPS addresses to listen on (bound like `listen`).
+    pub tls_listen: Vec<SocketAddr>,
+    /// Where TLS certificates are (set whenever `tls_listen` is not empty).
+    pub tls_certs_dir: Option<PathBuf>,
+    /// Unix-domain socket listeners.
+    pub local_listen: Vec<LocalListen>,
     /// ZeroMQ endpoint of the handler.
     pub handler_spec: String,
     /// Instance id (worker identities are `<id>-<index>`).
@@ -172,8 +254,14 @@ impl Config {
         if args.stream_timeout == 0 {
             return Err(ConfigError::StreamTimeout);
         }
-        if args.listen.len() > MAX_LISTENERS {
+        if args.listen.len() + args.tls_listen.len() + args.local_listen.len() > MAX_LISTENERS {
             return Err(ConfigError::Listeners);
+        }
+        if args.listen.is_empty() && args.tls_listen.is_empty() && args.local_listen.is_empty() {
+            return Err(ConfigError::NoListeners);
+        }
+        if !args.tls_listen.is_empty() && args.tls_certs_dir.is_none() {
+            return Err(ConfigError::TlsCertsDir);
         }
         if args.handler_spec.trim().is_empty() {
             return Err(ConfigError::HandlerSpec);
@@ -197,6 +285,9 @@ impl Config {
         };
         Ok(Self {
             listen: args.listen,
+            tls_listen: args.tls_listen,
+            tls_certs_dir: args.tls_certs_dir,
+            local_listen: args.local_listen,
             handler_spec: args.handler_spec,
             instance_id,
             workers,
@@ -275,6 +366,9 @@ mod tests {
             "--log-level=4",
             "--compression",
             "--max-message-size=1000",
+            "--tls-listen=127.0.0.1:443",
+            "--tls-certs-dir=/etc/certs",
+            "--local-listen=/run/x/server,mode=660,user=www,group=1000",
         ])
         .unwrap();
         let c = Config::from_args(a, 8).unwrap();
@@ -285,13 +379,34 @@ mod tests {
         assert_eq!(c.stream_timeout, Duration::from_secs(5));
         assert!(c.compression);
         assert_eq!(c.max_message_size, 1000);
+        assert_eq!(c.tls_listen, vec!["127.0.0.1:443".parse().unwrap()]);
+        assert_eq!(c.tls_certs_dir, Some(PathBuf::from("/etc/certs")));
+        assert_eq!(
+            c.local_listen,
+            vec![LocalListen {
+                path: PathBuf::from("/run/x/server"),
+                mode: Some(0o660),
+                user: Some("www".into()),
+                group: Some("1000".into()),
+            }]
+        );
+        for bad in ["", ",mode=1", "/s,mode=9", "/s,owner=x", "/s,user="] {
+            assert!(LocalListen::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
     fn refusals() {
-        assert!(
-            args(&["--handler-spec", "x"]).is_err(),
-            "--listen is required"
+        assert_eq!(
+            Config::from_args(args(&["--handler-spec", "x"]).unwrap(), 2),
+            Err(ConfigError::NoListeners)
+        );
+        assert_eq!(
+            Config::from_args(
+                args(&["--tls-listen", "443", "--handler-spec", "x"]).unwrap(),
+                2
+            ),
+            Err(ConfigError::TlsCertsDir)
         );
         assert!(args(&["--listen", "1", "--handler-spec", "x", "--log-level", "5"]).is_err());
         let base = ["--listen", "1", "--handler-spec", "x"];

@@ -16,6 +16,10 @@
 //!   edge-triggered `ZMQ_FD`.
 //! - [`pool`], [`timer`]: per-worker buffer free lists and the connection timing wheel.
 //! - [`shutdown`]: signal handling (SIGINT/SIGTERM drain, a second signal stops at once).
+//! - [`tls`]: certificates for `--tls-listen` listeners, picked per SNI name from
+//!   `--tls-certs-dir` and reloaded when their files change; the worker runs rustls under the
+//!   HTTP and WebSocket code through one transport layer (plain or TLS), and marks requests from
+//!   TLS listeners `secure` for the handler (route `ssl=yes`, `X-Forwarded-Proto`).
 //! - [`ws`]: the sans-IO WebSocket codec (handshake, frames, masking, message assembly,
 //!   permessage-deflate), unit-tested on its own.
 //!
@@ -76,24 +80,28 @@
 pub mod config;
 pub mod handler_link;
 pub mod http1;
+mod local;
 pub mod pool;
 pub mod shutdown;
 pub mod timer;
+pub mod tls;
 pub mod worker;
 pub mod ws;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use config::{Args, Config, ConfigError};
 
 use crate::handler_link::{HandlerLink, LinkError};
 use crate::shutdown::ShutdownState;
-use crate::worker::{Worker, WorkerError, WorkerSetup};
+use crate::tls::CertStore;
+use crate::worker::{ListenSocket, ListenerSetup, Worker, WorkerError, WorkerSetup};
 
 /// Smallest per-stream response credit window (the handler's send budget), in bytes.
 pub const MIN_RESPONSE_WINDOW: u32 = 64 * 1024;
@@ -133,6 +141,24 @@ pub enum RunError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// A Unix-domain socket could not be set up.
+    #[error("cannot listen on {path}: {what}: {source}")]
+    Local {
+        /// The socket path.
+        path: std::path::PathBuf,
+        /// The step that failed.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A TLS server configuration could not be built.
+    #[error("cannot set up TLS for port {port}: {source}")]
+    Tls {
+        /// The listener's port.
+        port: u16,
+        /// The error.
+        source: rustls::Error,
+    },
     /// A worker thread panicked (a bug).
     #[error("worker {0} panicked")]
     Panic(usize),
@@ -155,23 +181,81 @@ pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, RunError
     Ok(socket.into())
 }
 
+/// One TLS server configuration per `--tls-listen` port (each with its own default
+/// certificate, `default_<port>`), all sharing one certificate store. A missing or unusable
+/// default certificate is reported now, but is no reason not to start: the files may appear
+/// later, and handshakes with a matching SNI name work meanwhile.
+fn tls_configs(config: &Config) -> Result<HashMap<u16, Arc<rustls::ServerConfig>>, RunError> {
+    let mut configs = HashMap::new();
+    let Some(dir) = config.tls_certs_dir.as_ref() else {
+        return Ok(configs);
+    };
+    if config.tls_listen.is_empty() {
+        return Ok(configs);
+    }
+    let store = Arc::new(CertStore::new(dir.clone(), tls::provider()));
+    for addr in &config.tls_listen {
+        let port = addr.port();
+        if configs.contains_key(&port) {
+            continue;
+        }
+        let server = tls::server_config(store.clone(), port)
+            .map_err(|source| RunError::Tls { port, source })?;
+        let name = tls::default_cert_name(port);
+        if store.get(&name).is_none() {
+            warn!(
+                dir = %dir.display(),
+                "TLS port {port} has no usable default certificate {name}.crt/{name}.key: \
+                 handshakes without a matching SNI certificate will fail"
+            );
+        }
+        configs.insert(port, server);
+    }
+    Ok(configs)
+}
+
 /// Runs the connection manager until shutdown; returns once every worker has stopped.
 pub fn run(config: Config) -> Result<(), RunError> {
     let epoch: u64 = rand::random();
     let context = zmq::Context::new();
     let shutdown = Arc::new(ShutdownState::new());
     let window = response_window(config.buffer_size);
+    let tls_configs = tls_configs(&config)?;
+    let locals = config
+        .local_listen
+        .iter()
+        .map(local::bind)
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut workers = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
     for index in 0..config.workers {
         let poll = Poll::new().map_err(RunError::Poll)?;
         let waker = Waker::new(poll.registry(), worker::WAKER).map_err(RunError::Poll)?;
-        let listeners = config
-            .listen
-            .iter()
-            .map(|addr| bind_listener(*addr))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut listeners = Vec::with_capacity(config.listen.len() + config.tls_listen.len());
+        for addr in &config.listen {
+            listeners.push(ListenerSetup {
+                socket: ListenSocket::Tcp(bind_listener(*addr)?),
+                tls: None,
+            });
+        }
+        for addr in &config.tls_listen {
+            listeners.push(ListenerSetup {
+                socket: ListenSocket::Tcp(bind_listener(*addr)?),
+                tls: tls_configs.get(&addr.port()).cloned(),
+            });
+        }
+        for (spec, listener) in config.local_listen.iter().zip(&locals) {
+            let socket = listener.try_clone().map_err(|source| RunError::Local {
+                path: spec.path.clone(),
+                what: "duplicate the socket",
+                source,
+            })?;
+            listeners.push(ListenerSetup {
+                socket: ListenSocket::Unix(socket),
+                tls: None,
+            });
+        }
         let identity = format!("{}-{}", config.instance_id, index);
         let link = HandlerLink::connect(&context, &config.handler_spec, &identity)?;
         workers.push(Worker::new(WorkerSetup {
@@ -195,6 +279,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
     for addr in &config.listen {
         info!("listening on {addr}");
+    }
+    for addr in &config.tls_listen {
+        info!("listening on {addr} (TLS)");
+    }
+    for spec in &config.local_listen {
+        info!("listening on {}", spec.path.display());
     }
     info!(
         workers = config.workers,

@@ -196,6 +196,13 @@ pub enum Event {
     /// One published item reached somebody: the time from its publish call to its delivery
     /// messages being in the outbox.
     PublishLatency(Duration),
+    /// A connection's request matched a route with an explicit `id=` (stats `route` field).
+    RouteSelected {
+        /// Connection id.
+        id: Arc<str>,
+        /// The route's id.
+        route: Arc<str>,
+    },
 }
 
 /// Something that wants events. See the module docs for the rules.

@@ -194,7 +194,6 @@ def wait_subscribed(proxy, clients, channel):
     return pub
 
 
-@holdfast_todo
 def test_woh_grip_subscribe_and_publish_to_two_clients(make_proxy, backend):
     backend.route("/ws", subscribing_backend("room"))
     proxy = make_proxy(woh_routes(backend))
@@ -207,7 +206,6 @@ def test_woh_grip_subscribe_and_publish_to_two_clients(make_proxy, backend):
             assert ws.recv(timeout=10) == b"\x00\x01"
 
 
-@holdfast_todo
 def test_ws_message_action_close(make_proxy, backend):
     backend.route("/ws", subscribing_backend("room"))
     proxy = make_proxy(woh_routes(backend))
@@ -231,7 +229,6 @@ def test_ws_message_action_close(make_proxy, backend):
         assert err.value.rcvd.reason == "done"
 
 
-@holdfast_todo
 def test_passthrough_echo(make_proxy):
     async def echo(conn):
         async for msg in conn:
@@ -266,7 +263,6 @@ def test_passthrough_echo(make_proxy):
         thread.join(10)
 
 
-@holdfast_todo
 def test_broadcast_100_messages_to_1000_connections(make_proxy, backend):
     backend.route("/ws", subscribing_backend("bcast"))
     proxy = make_proxy(woh_routes(backend))

@@ -465,6 +465,96 @@ def test_stats_conn_sub_message_report(make_proxy, backend, fmt):
     sock.close()
 
 
+REPORT_COUNTERS = (
+    "connections",
+    "minutes",
+    "received",
+    "sent",
+    "http-response-sent",
+    "client-header-bytes-received",
+    "client-header-bytes-sent",
+    "client-content-bytes-received",
+    "client-content-bytes-sent",
+    "client-messages-received",
+    "client-messages-sent",
+    "server-header-bytes-received",
+    "server-header-bytes-sent",
+    "server-content-bytes-received",
+    "server-content-bytes-sent",
+    "server-messages-received",
+    "server-messages-sent",
+)
+
+
+def test_stats_report_counts_publishes_and_content(make_proxy, backend):
+    # Pushpin 1.36's handler report (the one without `route`) counts received items, sent
+    # messages, completed long-polls and the content bytes it handed out.
+    proxy = make_proxy(
+        [f"* 127.0.0.1:{backend.port}"],
+        handler_conf=["stats_report_interval=1"],
+    )
+    sock = stats_socket(proxy)
+    client = open_stream(proxy, backend, "rc1")
+    backend.route("/lp-rc", lambda r: (200, grip("response", "rc2"), "timeout\n"))
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", httpx.get(proxy.base + "/lp-rc", timeout=30)))
+    t.start()
+    next_packet(sock, "sub", lambda p: text(p.get("channel")) == "rc2")
+    items = [
+        stream_item("rc1", "hello\n", id="a1"),
+        {"channel": "rc2", "formats": {"http-response": {"body": "done\n"}}},
+    ]
+    assert publish_json(proxy, items)[0] == 200
+    client.wait_for("hello\n")
+    t.join(10)
+    assert result["r"].text == "done\n"
+    totals = dict.fromkeys(REPORT_COUNTERS, 0)
+    seen = []
+    deadline = time.time() + 10
+    while time.time() < deadline and totals["received"] < 2:
+        report = next_packet(sock, "report", lambda p: "route" not in p, seen=seen)
+        for key in REPORT_COUNTERS:
+            assert isinstance(report[key], int), (key, report)
+            totals[key] += report[key]
+        assert report["duration"] > 0
+    assert totals["received"] == 2, seen
+    assert totals["sent"] == 2
+    assert totals["http-response-sent"] == 1
+    assert totals["client-content-bytes-sent"] >= len("hello\n")
+    assert totals["connections"] >= 1
+    client.close()
+    sock.close()
+
+
+def test_stats_conn_packets_name_a_route_with_an_id(make_proxy, backend):
+    proxy = make_proxy([f"*,id=r1 127.0.0.1:{backend.port}"])
+    sock = stats_socket(proxy)
+    seen = []
+    client = open_stream(proxy, backend, "rt1")
+    conn = next_packet(sock, "conn", lambda p: "route" in p, seen=seen)
+    assert text(conn["route"]) == "r1"
+    assert text(conn["type"]) == "http"
+    # sub and message packets carry no route in Pushpin 1.36.
+    sub = next_packet(sock, "sub", lambda p: text(p.get("channel")) == "rt1", seen=seen)
+    assert "route" not in sub
+    client.close()
+    sock.close()
+
+
+def test_stats_sub_and_message_have_no_route(make_proxy, backend):
+    proxy = make_proxy([f"*,id=r1 127.0.0.1:{backend.port}"])
+    sock = stats_socket(proxy)
+    client = open_stream(proxy, backend, "rt2")
+    sub = next_packet(sock, "sub", lambda p: text(p.get("channel")) == "rt2")
+    assert "route" not in sub
+    assert publish_json(proxy, [stream_item("rt2", "x\n")])[0] == 200
+    client.wait_for("x\n")
+    msg = next_packet(sock, "message", lambda p: text(p.get("channel")) == "rt2")
+    assert "route" not in msg and "item-id" not in msg
+    client.close()
+    sock.close()
+
+
 # --- Prometheus --------------------------------------------------------------------------------
 
 

@@ -48,7 +48,6 @@
 //! live handler prevents with its heartbeats.
 
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -56,11 +55,11 @@ use holdfast_proto::internal::{
     Body, CloseReason, Closed, Credit, HttpVersion, RequestHead, ResponseHead, StreamId, ToHandler,
     INITIAL_REQUEST_CREDITS,
 };
-use mio::net::TcpStream;
 use tracing::{debug, warn};
 
 use super::ctx::Ctx;
 use super::stream::{push_body, push_fanout, take_body, FanoutOutcome, RequestBody, Resp, Stream};
+use super::transport::{Peer, Transport};
 use super::write_queue::{Segment, WriteQueue};
 use super::ws_conn::{is_handshake_header, WsSession};
 use crate::http1::chunked::{ChunkError, ChunkedDecoder};
@@ -120,8 +119,9 @@ pub struct FanoutDelivery {
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
-    sock: TcpStream,
-    pub(super) peer: SocketAddr,
+    /// Plain TCP or TLS: the rest of the connection reads and writes plaintext through it.
+    transport: Transport,
+    pub(super) peer: Peer,
     pub(super) local_port: u16,
     uid: u64,
     pub(super) rbuf: Option<Box<[u8]>>,
@@ -142,9 +142,9 @@ pub struct Conn {
 impl Conn {
     /// A connection just accepted; `uid` is unique within the worker (it tells stale timer
     /// entries apart from the connection that reused their slot).
-    pub fn new(sock: TcpStream, peer: SocketAddr, local_port: u16, uid: u64, now: Instant) -> Self {
+    pub fn new(transport: Transport, peer: Peer, local_port: u16, uid: u64, now: Instant) -> Self {
         Self {
-            sock,
+            transport,
             peer,
             local_port,
             uid,
@@ -164,8 +164,13 @@ impl Conn {
     }
 
     /// The socket, for (de)registration.
-    pub fn socket_mut(&mut self) -> &mut TcpStream {
-        &mut self.sock
+    pub fn socket_mut(&mut self) -> &mut Transport {
+        &mut self.transport
+    }
+
+    /// The connection came in over TLS (`RequestHead::secure`).
+    pub(super) fn is_secure(&self) -> bool {
+        self.transport.is_secure()
     }
 
     /// See [`Self::new`].
@@ -254,8 +259,26 @@ impl Conn {
         loop {
             let mut progress = false;
 
+            if self.writable && self.transport.has_pending_output() {
+                match self.transport.flush_pending() {
+                    Ok(flushed) => {
+                        if flushed.bytes > 0 {
+                            self.last_activity = cx.now;
+                            progress = true;
+                        }
+                        if flushed.blocked {
+                            self.writable = false;
+                        }
+                    }
+                    Err(e) => {
+                        debug!(peer = %self.peer, error = %e, "client write failed");
+                        return self.client_gone(cx);
+                    }
+                }
+            }
+
             if !self.wq.is_empty() && self.writable {
-                match self.wq.write_to(&mut self.sock, &mut cx.deques) {
+                match self.wq.write_to(&mut self.transport, &mut cx.deques) {
                     Ok(written) => {
                         if written.bytes > 0 {
                             self.last_activity = cx.now;
@@ -285,11 +308,14 @@ impl Conn {
                         self.finish_stream(cx);
                         progress = true;
                     }
-                    Phase::Finishing => {
-                        let _ = self.sock.shutdown(Shutdown::Write);
-                        self.phase = Phase::Linger {
-                            until: cx.now + LINGER,
-                        };
+                    // TLS records (the response's tail, then close_notify) go out before the
+                    // write side is shut down.
+                    Phase::Finishing if !self.transport.has_pending_output() => {
+                        if self.transport.shutdown_write() {
+                            self.phase = Phase::Linger {
+                                until: cx.now + LINGER,
+                            };
+                        }
                         progress = true;
                     }
                     _ => {}
@@ -306,6 +332,10 @@ impl Conn {
                     Ok(ReadOutcome::Full) => {}
                     Ok(ReadOutcome::WouldBlock) => self.readable = false,
                     Ok(ReadOutcome::Eof) => return self.on_eof(cx),
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData && self.is_secure() => {
+                        debug!(peer = %self.peer, error = %e, "TLS error; closing the connection");
+                        return self.on_eof(cx);
+                    }
                     Err(e) => {
                         debug!(peer = %self.peer, error = %e, "client read failed");
                         return self.on_eof(cx);
@@ -586,7 +616,7 @@ impl Conn {
             self.rstart = 0;
         }
         loop {
-            match self.sock.read(&mut buf[self.rend..]) {
+            match self.transport.read(&mut buf[self.rend..]) {
                 Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
                     self.rend += n;
@@ -706,9 +736,9 @@ impl Conn {
             target: req.target,
             version: req.version,
             headers: req.headers,
-            peer_addr: self.peer.ip().to_canonical().to_string(),
+            peer_addr: self.peer.addr_text(),
             peer_port: self.peer.port(),
-            secure: false,
+            secure: self.transport.is_secure(),
             local_port: self.local_port,
             body: first,
             more,

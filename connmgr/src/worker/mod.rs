@@ -54,6 +54,7 @@ mod ctx;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod transport;
 mod write_queue;
 mod ws_conn;
 
@@ -64,14 +65,16 @@ use holdfast_proto::internal::{
     decode, encode, CloseReason, Fanout, Hello, Packet, StreamId, ToConnmgr, ToHandler, WsFanout,
     HEARTBEAT_INTERVAL_MS, PEER_TIMEOUT_MS,
 };
-use mio::net::TcpListener;
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token};
+use rustls::{ServerConfig, ServerConnection};
 use slab::Slab;
 use tracing::{debug, error, info, trace, warn};
 
 use self::conn::{Conn, FanoutDelivery, Status};
 use self::ctx::{Ctx, WsSettings};
 use self::stream::FanoutOutcome;
+use self::transport::{Peer, Transport};
 use self::ws_conn::OutFrame;
 use crate::config::MAX_LISTENERS;
 use crate::handler_link::{HandlerLink, LinkError};
@@ -108,8 +111,8 @@ pub struct WorkerSetup {
     pub index: u16,
     /// The worker's poller (its waker already registered under [`WAKER`]).
     pub poll: Poll,
-    /// One bound, listening, non-blocking socket per `--listen` address.
-    pub listeners: Vec<std::net::TcpListener>,
+    /// One bound, listening, non-blocking socket per `--listen`/`--tls-listen` address.
+    pub listeners: Vec<ListenerSetup>,
     /// The connected handler socket.
     pub link: HandlerLink,
     /// This process's epoch.
@@ -128,6 +131,56 @@ pub struct WorkerSetup {
     pub max_message_size: usize,
     /// This worker's share of the connection limit.
     pub max_conns: usize,
+}
+
+/// A bound listener and how its connections are served.
+#[derive(Debug)]
+pub struct ListenerSetup {
+    /// The listening, non-blocking socket.
+    pub socket: ListenSocket,
+    /// TLS for every connection it accepts (`--tls-listen`); `None` for plain HTTP.
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
+/// A listening socket handed to a worker.
+#[derive(Debug)]
+pub enum ListenSocket {
+    /// TCP, bound by each worker with `SO_REUSEPORT`.
+    Tcp(std::net::TcpListener),
+    /// A Unix-domain socket (`--local-listen`): bound once, each worker polls a duplicate of
+    /// it and the first to accept a connection gets it.
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// A worker's listening socket.
+#[derive(Debug)]
+enum Listening {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listening {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Self::Tcp(l) => l,
+            Self::Unix(l) => l,
+        }
+    }
+
+    /// Accepts one connection as a plain (or Unix) transport.
+    fn accept(&self) -> std::io::Result<(Transport, Peer)> {
+        match self {
+            Self::Tcp(l) => {
+                let (sock, peer) = l.accept()?;
+                let _ = sock.set_nodelay(true);
+                Ok((Transport::Plain(sock), Peer::Tcp(peer)))
+            }
+            Self::Unix(l) => {
+                let (sock, _) = l.accept()?;
+                Ok((Transport::Unix(sock), Peer::Local))
+            }
+        }
+    }
 }
 
 /// Why a worker stopped abnormally.
@@ -155,8 +208,9 @@ pub enum WorkerError {
 }
 
 struct Listener {
-    socket: Option<TcpListener>,
+    socket: Option<Listening>,
     port: u16,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 /// Running totals of the fanouts a worker applied (logged at debug level).
@@ -214,17 +268,27 @@ impl Worker {
     pub fn new(setup: WorkerSetup) -> Result<Self, WorkerError> {
         let index = setup.index;
         let mut listeners = Vec::with_capacity(setup.listeners.len());
-        for (i, std_listener) in setup.listeners.into_iter().enumerate() {
-            let port = std_listener.local_addr().map(|a| a.port()).unwrap_or(0);
-            let mut socket = TcpListener::from_std(std_listener);
+        for (i, listener) in setup.listeners.into_iter().enumerate() {
+            let (port, mut socket) = match listener.socket {
+                ListenSocket::Tcp(l) => (
+                    l.local_addr().map(|a| a.port()).unwrap_or(0),
+                    Listening::Tcp(TcpListener::from_std(l)),
+                ),
+                ListenSocket::Unix(l) => (0, Listening::Unix(UnixListener::from_std(l))),
+            };
             setup
                 .poll
                 .registry()
-                .register(&mut socket, Token(LISTENER_BASE + i), Interest::READABLE)
+                .register(
+                    socket.source(),
+                    Token(LISTENER_BASE + i),
+                    Interest::READABLE,
+                )
                 .map_err(|source| WorkerError::Register { index, source })?;
             listeners.push(Listener {
                 socket: Some(socket),
                 port,
+                tls: listener.tls,
             });
         }
         setup.link.register(setup.poll.registry(), LINK)?;
@@ -405,18 +469,35 @@ impl Worker {
                 return;
             };
             match socket.accept() {
-                Ok((mut sock, peer)) => {
-                    let _ = sock.set_nodelay(true);
+                Ok((transport, peer)) => {
+                    let mut transport = match (transport, &listener.tls) {
+                        (transport, None) => transport,
+                        (Transport::Plain(sock), Some(config)) => {
+                            match ServerConnection::new(config.clone()) {
+                                Ok(tls) => Transport::tls(sock, tls, self.cx.buffer_size),
+                                Err(e) => {
+                                    warn!(worker = self.index, error = %e, "cannot start TLS for a connection");
+                                    continue;
+                                }
+                            }
+                        }
+                        // TLS is only configured on TCP listeners.
+                        (transport, Some(_)) => transport,
+                    };
                     let entry = self.conns.vacant_entry();
                     let slot = entry.key();
                     let token = Token(CONN_BASE + slot);
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = self.poll.registry().register(&mut sock, token, interest) {
+                    if let Err(e) = self
+                        .poll
+                        .registry()
+                        .register(&mut transport, token, interest)
+                    {
                         warn!(worker = self.index, error = %e, "cannot register a connection");
                         continue;
                     }
                     self.next_uid += 1;
-                    entry.insert(Conn::new(sock, peer, port, self.next_uid, self.cx.now));
+                    entry.insert(Conn::new(transport, peer, port, self.next_uid, self.cx.now));
                     trace!(worker = self.index, slot, %peer, "connection accepted");
                     self.schedule(slot);
                 }
@@ -735,7 +816,7 @@ impl Worker {
         self.drain_deadline = Some(self.cx.now + DRAIN_TIMEOUT);
         for listener in &mut self.listeners {
             if let Some(mut socket) = listener.socket.take() {
-                let _ = self.poll.registry().deregister(&mut socket);
+                let _ = self.poll.registry().deregister(socket.source());
             }
         }
         let idle: Vec<usize> = self

@@ -11,6 +11,7 @@ use holdfast_proto::internal::{ResponseHead, StreamId, ToHandler};
 use super::conn::{Conn, Status};
 use super::ctx::Ctx;
 use super::stream::FanoutOutcome;
+use super::transport::{Peer, Transport};
 
 const SLOT: usize = 0;
 
@@ -24,7 +25,16 @@ fn pair() -> (Conn, TcpStream) {
     let (server, peer) = listener.accept().unwrap();
     server.set_nonblocking(true).unwrap();
     let sock = mio::net::TcpStream::from_std(server);
-    (Conn::new(sock, peer, 80, 1, Instant::now()), client)
+    (
+        Conn::new(
+            Transport::Plain(sock),
+            Peer::Tcp(peer),
+            80,
+            1,
+            Instant::now(),
+        ),
+        client,
+    )
 }
 
 fn cx(window: u32) -> Ctx {

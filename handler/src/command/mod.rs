@@ -87,15 +87,17 @@ impl CommandContext {
                 _ => Outcome::fail("bad-request"),
             },
             b"refresh" => match zrpc::refresh_target(&req.args) {
-                // No WebSocket sessions exist yet: no connection has that id.
                 Some(RefreshTarget::Cid(cid)) => {
-                    tracing::debug!("command refresh cid={cid}: no such WebSocket session");
-                    Outcome::fail("item-not-found")
+                    if self.grip.lock().ws_refresh_cid(&cid) {
+                        Outcome::Success(Value::Null)
+                    } else {
+                        tracing::debug!("command refresh cid={cid}: no such WebSocket session");
+                        Outcome::fail("item-not-found")
+                    }
                 }
                 Some(RefreshTarget::Channel(channel)) => {
-                    tracing::info!(
-                        "command refresh channel={channel}: no WebSocket sessions to refresh"
-                    );
+                    let n = self.grip.lock().ws_refresh_channel(&channel);
+                    tracing::info!("command refresh channel={channel}: {n} WebSocket sessions");
                     Outcome::Success(Value::Null)
                 }
                 None => Outcome::fail("bad-request"),

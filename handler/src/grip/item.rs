@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use holdfast_proto::internal::Header;
+use holdfast_proto::internal::{Header, WsKind};
 
 /// One validated publish item.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct Item {
     pub response: Option<Arc<ResponseFormat>>,
     /// The `http-stream` format.
     pub stream: Option<StreamFormat>,
+    /// The `ws-message` format.
+    pub ws: Option<WsFormat>,
 }
 
 impl Item {
@@ -45,6 +47,17 @@ pub enum StreamFormat {
     Close,
     /// Fetch the next link (streams that have one).
     Hint,
+}
+
+/// What a `ws-message` item does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsFormat {
+    /// Send this message to every WebSocket subscriber.
+    Send(WsKind, Bytes),
+    /// Send a close frame (code, reason) to every subscriber.
+    Close(Option<u16>, String),
+    /// Make each WebSocket-over-HTTP subscriber send a request to its origin now.
+    Refresh,
 }
 
 /// What an `http-response` item does.

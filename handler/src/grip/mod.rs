@@ -6,6 +6,7 @@
 //! * [`sign`]: `Grip-Sig`/`Grip-Feature` on proxied requests and upstream trust.
 //! * [`cors`]: `auto_cross_origin` headers.
 //! * [`subs`]: subscription reference counts and linger, reported to [`crate::observe`].
+//! * [`wssink`]: a WebSocket connection's publish queue, shared by the hub and its task.
 //!
 //! Every publish input (HTTP control API, ZeroMQ PULL and SUB, the command socket) hands its
 //! validated items to [`GripRuntime::publish`], the one entry point of the pipeline.
@@ -25,6 +26,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod sign;
 pub mod subs;
+pub mod wssink;
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};

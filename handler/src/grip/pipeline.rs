@@ -148,6 +148,7 @@ mod tests {
             meta: Vec::new(),
             response: None,
             stream: None,
+            ws: None,
         }
     }
 

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use holdfast_proto::internal::WsKind;
 use holdfast_proto::publish::{
     patch_body, HttpResponseFormat, HttpStreamFormat, PublishItem, ResponseBody as ProtoBody,
+    WsMessageFormat, WsMessageType,
 };
 
-use super::item::{Item, ResponseAction, ResponseBody, ResponseFormat, StreamFormat};
+use super::item::{Item, ResponseAction, ResponseBody, ResponseFormat, StreamFormat, WsFormat};
 
-/// Converts a validated item. Items carrying only formats HTTP holds ignore (`ws-message`)
-/// still convert (they update ids and sequencing) with no HTTP format.
+/// Converts a validated item. A `ws-message` `hint` means nothing to WebSockets and converts
+/// to no format (the item still updates ids and sequencing).
 pub fn to_item(item: PublishItem) -> Item {
     let response = item.formats.http_response.map(|f| {
         Arc::new(match f {
@@ -40,6 +42,23 @@ pub fn to_item(item: PublishItem) -> Item {
         HttpStreamFormat::Hint => Some(StreamFormat::Hint),
         HttpStreamFormat::Refresh => None,
     });
+    let ws = item.formats.ws_message.and_then(|f| match f {
+        WsMessageFormat::Send(send) => {
+            let kind = match send.kind {
+                WsMessageType::Text => WsKind::Text,
+                WsMessageType::Binary => WsKind::Binary,
+                WsMessageType::Ping => WsKind::Ping,
+                WsMessageType::Pong => WsKind::Pong,
+            };
+            Some(WsFormat::Send(kind, send.content))
+        }
+        WsMessageFormat::Close(close) => Some(WsFormat::Close(
+            close.code,
+            close.reason.unwrap_or_default(),
+        )),
+        WsMessageFormat::Refresh => Some(WsFormat::Refresh),
+        WsMessageFormat::Hint => None,
+    });
     Item {
         channel: item.channel,
         id: item.id,
@@ -48,6 +67,7 @@ pub fn to_item(item: PublishItem) -> Item {
         meta: item.meta.into_iter().collect(),
         response,
         stream,
+        ws,
     }
 }
 
@@ -86,6 +106,30 @@ mod tests {
         let r = a.response.unwrap();
         assert_eq!(r.code, Some(201));
         assert_eq!(items.next().unwrap().stream, Some(StreamFormat::Close));
+    }
+
+    #[test]
+    fn converts_ws_formats() {
+        let items = parse_publish_body(
+            br#"{"items":[{"channel":"c","formats":{"ws-message":{"content":"hi"}}},
+                {"channel":"c","formats":{"ws-message":{"content-bin":"AAE="}}},
+                {"channel":"c","formats":{"ws-message":{"action":"close","code":4000,
+                    "reason":"bye"}}},
+                {"channel":"c","formats":{"ws-message":{"action":"refresh"}}},
+                {"channel":"c","formats":{"ws-message":{"action":"hint"}}}]}"#,
+        )
+        .unwrap();
+        let ws: Vec<_> = items.into_iter().map(|i| to_item(i).ws).collect();
+        assert_eq!(
+            ws,
+            vec![
+                Some(WsFormat::Send(WsKind::Text, Bytes::from_static(b"hi"))),
+                Some(WsFormat::Send(WsKind::Binary, Bytes::from_static(&[0, 1]))),
+                Some(WsFormat::Close(Some(4000), "bye".into())),
+                Some(WsFormat::Refresh),
+                None,
+            ]
+        );
     }
 
     #[test]

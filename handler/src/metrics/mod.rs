@@ -137,7 +137,8 @@ impl Observer for Metrics {
             Event::Subscribed { .. }
             | Event::Unsubscribed { .. }
             | Event::Listen(_)
-            | Event::Unlisten(_) => {}
+            | Event::Unlisten(_)
+            | Event::RouteSelected { .. } => {}
         }
     }
 }

@@ -252,6 +252,12 @@ pub async fn run_session(
         return;
     };
     log.route_id = route.id.clone();
+    if let Some(id) = &route.id {
+        ctx.grip.emit(crate::observe::Event::RouteSelected {
+            id: Arc::from(crate::observe::conn_id(&out.key().worker, head.id)),
+            route: Arc::from(id.as_str()),
+        });
+    }
     let mut p = RouteSession {
         ctx,
         head: &head,

@@ -252,6 +252,17 @@ impl Inbox {
         n as usize
     }
 
+    /// Takes exactly `n` credits if that many are available (all or nothing).
+    pub fn try_take_exact(&self, n: usize) -> bool {
+        let mut st = self.lock();
+        if st.credits >= n as u64 {
+            st.credits -= n as u64;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Marks the stream as torn down and wakes the body reader.
     pub fn close(&self) {
         let waker = {

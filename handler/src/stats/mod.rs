@@ -26,7 +26,7 @@ use holdfast_proto::config::StatsFormat;
 
 pub use self::reporter::{Reporter, ReporterConfig};
 use crate::metrics::Metrics;
-use crate::observe::{Event, Observer, SubMode, Transport};
+use crate::observe::{ConnKind, Event, Observer, SubMode, Transport};
 
 /// How often pending events become packets.
 pub const PASS: Duration = Duration::from_millis(100);
@@ -37,8 +37,11 @@ pub const MAX_PENDING_MESSAGES: usize = 10_000;
 /// A connection's change since the last pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnChange {
-    /// Set when it opened: the peer address and when.
-    pub opened: Option<(Arc<str>, Instant)>,
+    /// Set when it opened: its kind, the peer address and when.
+    pub opened: Option<(ConnKind, Arc<str>, Instant)>,
+    /// The id of the route it was given (only routes with an explicit `id`), once known: its
+    /// `conn` packets then carry `route`, as Pushpin's do.
+    pub route: Option<Arc<str>>,
     /// It closed.
     pub closed: bool,
 }
@@ -89,6 +92,14 @@ impl StatsObserver {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records that connection `id` was given the route whose explicit id is `route` (§6.7:
+    /// packets about it carry `route`). Meant for the code that selects routes, which knows
+    /// the connection id of the request it routes; a connection never seen opening is ignored
+    /// by the reporter, so calling this for an unknown id costs one pending entry only.
+    pub fn set_route(&self, id: &Arc<str>, route: Arc<str>) {
+        self.lock().conns.entry(id.clone()).or_default().route = Some(route);
+    }
+
     /// Takes what happened since the last call.
     pub fn take(&self) -> Pending {
         std::mem::take(&mut *self.lock())
@@ -98,9 +109,9 @@ impl StatsObserver {
 impl Observer for StatsObserver {
     fn observe(&self, event: &Event) {
         match event {
-            Event::ConnOpened { id, peer, .. } => {
+            Event::ConnOpened { id, kind, peer } => {
                 self.lock().conns.entry(id.clone()).or_default().opened =
-                    Some((peer.clone(), Instant::now()));
+                    Some((*kind, peer.clone(), Instant::now()));
             }
             Event::ConnClosed { id } => {
                 self.lock().conns.entry(id.clone()).or_default().closed = true;
@@ -142,6 +153,7 @@ impl Observer for StatsObserver {
                 }
             }
             Event::Published(_) => self.lock().received += 1,
+            Event::RouteSelected { id, route } => self.set_route(id, route.clone()),
             Event::Listen(_)
             | Event::Unlisten(_)
             | Event::Dropped { .. }

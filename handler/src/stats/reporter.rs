@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::packet::{Packet, Report};
 use super::Pending;
-use crate::observe::SubMode;
+use crate::observe::{ConnKind, SubMode};
 
 /// How often the tables are scanned for refreshes.
 const REFRESH_SCAN: Duration = Duration::from_secs(1);
@@ -29,7 +29,10 @@ pub struct ReporterConfig {
 
 #[derive(Debug)]
 struct Conn {
+    kind: ConnKind,
     peer: Arc<str>,
+    /// Explicit id of its route, once known.
+    route: Option<Arc<str>>,
     opened: Instant,
     /// Connection-minutes already counted for it.
     minutes: u64,
@@ -52,6 +55,15 @@ pub struct Reporter {
     report_start: Instant,
     next_scan: Instant,
     minutes_for_metrics: u64,
+}
+
+/// Adds `route` when the connection's route has an explicit id (Pushpin leaves it out
+/// otherwise).
+fn with_route(p: Packet, route: Option<&str>) -> Packet {
+    match route {
+        Some(r) => p.str("route", r),
+        None => p,
+    }
 }
 
 fn ttl_refresh(ttl: u32) -> Duration {
@@ -94,11 +106,12 @@ impl Reporter {
     }
 
     fn conn_packet(&self, id: &str, conn: &Conn) -> Packet {
-        Packet::new("conn", &self.cfg.from)
+        let p = Packet::new("conn", &self.cfg.from)
             .str("id", id)
-            .str("type", "http")
+            .str("type", conn.kind.as_str())
             .str("peer-address", &*conn.peer)
-            .int("ttl", self.cfg.connection_ttl)
+            .int("ttl", self.cfg.connection_ttl);
+        with_route(p, conn.route.as_deref())
     }
 
     fn sub_packet(&self, mode: SubMode, channel: &str, subscribers: usize) -> Packet {
@@ -117,9 +130,11 @@ impl Reporter {
         let sub_refresh = ttl_refresh(self.cfg.subscription_ttl);
 
         for (id, change) in pending.conns {
-            if let Some((peer, opened)) = change.opened {
+            if let Some((kind, peer, opened)) = change.opened {
                 let conn = Conn {
+                    kind,
                     peer,
+                    route: change.route.clone(),
                     opened,
                     minutes: 1,
                     refresh_at: now + conn_refresh,
@@ -130,17 +145,31 @@ impl Reporter {
                 }
                 self.conns.insert(id.clone(), conn);
                 self.report.connections = self.report.connections.max(self.conns.len() as u64);
+            } else if let Some(route) = change.route {
+                // The route became known after the open packet went out: say it now rather
+                // than at the next refresh.
+                let resend = match self.conns.get_mut(&id) {
+                    Some(conn) if conn.route.as_ref() != Some(&route) => {
+                        conn.route = Some(route);
+                        !change.closed
+                    }
+                    _ => false,
+                };
+                if resend && self.cfg.connection_send {
+                    if let Some(conn) = self.conns.get(&id) {
+                        out.push(self.conn_packet(&id, conn));
+                    }
+                }
             }
             if change.closed {
                 if let Some(conn) = self.conns.remove(&id) {
                     let due = minutes_started(conn.opened, now).saturating_sub(conn.minutes);
                     self.add_minutes(due);
                     if self.cfg.connection_send {
-                        out.push(
-                            Packet::new("conn", &from)
-                                .str("id", &*id)
-                                .bool("unavailable", true),
-                        );
+                        let p = Packet::new("conn", &from)
+                            .str("id", &*id)
+                            .bool("unavailable", true);
+                        out.push(with_route(p, conn.route.as_deref()));
                     }
                 }
             }
@@ -282,7 +311,8 @@ mod tests {
         p.conns.insert(
             Arc::from("w:1-1"),
             ConnChange {
-                opened: Some((Arc::from("10.0.0.1"), t0)),
+                opened: Some((ConnKind::Http, Arc::from("10.0.0.1"), t0)),
+                route: None,
                 closed: false,
             },
         );
@@ -307,6 +337,7 @@ mod tests {
             Arc::from("w:1-1"),
             ConnChange {
                 opened: None,
+                route: None,
                 closed: true,
             },
         );
@@ -334,7 +365,8 @@ mod tests {
         p.conns.insert(
             Arc::from("a"),
             ConnChange {
-                opened: Some((Arc::from("x"), t0)),
+                opened: Some((ConnKind::Http, Arc::from("x"), t0)),
+                route: None,
                 closed: false,
             },
         );
@@ -349,6 +381,68 @@ mod tests {
         }
         // Open 130 s: minutes 1, 2 and 3 have started.
         assert_eq!(minutes, 3);
+    }
+
+    #[test]
+    fn conn_packets_carry_kind_and_route() {
+        let t0 = Instant::now();
+        let mut r = Reporter::new(cfg(), t0);
+        let opened = |kind, route: Option<&str>| ConnChange {
+            opened: Some((kind, Arc::from("127.0.0.1"), t0)),
+            route: route.map(Arc::from),
+            closed: false,
+        };
+        let mut p = Pending::default();
+        p.conns
+            .insert(Arc::from("a"), opened(ConnKind::Ws, Some("r1")));
+        p.conns.insert(Arc::from("b"), opened(ConnKind::Http, None));
+        let mut out = r.step(p, t0);
+        out.sort_by_key(|p| format!("{:?}", field(p, "id")));
+        assert_eq!(field(&out[0], "type"), Some(&Field::Str("ws".into())));
+        assert_eq!(field(&out[0], "route"), Some(&Field::Str("r1".into())));
+        assert_eq!(field(&out[1], "type"), Some(&Field::Str("http".into())));
+        assert_eq!(field(&out[1], "route"), None, "no route id, no field");
+        // A route learned after the open packet is announced at once and kept for refreshes
+        // and the close packet.
+        let mut p = Pending::default();
+        p.conns.insert(
+            Arc::from("b"),
+            ConnChange {
+                route: Some(Arc::from("r2")),
+                ..ConnChange::default()
+            },
+        );
+        let out = r.step(p, t0 + Duration::from_millis(100));
+        assert_eq!(kinds(&out), ["conn"]);
+        assert_eq!(field(&out[0], "route"), Some(&Field::Str("r2".into())));
+        assert_eq!(
+            field(&out[0], "peer-address"),
+            Some(&Field::Str("127.0.0.1".into()))
+        );
+        let out = r.step(Pending::default(), t0 + Duration::from_secs(4));
+        assert_eq!(kinds(&out), ["conn", "conn"]);
+        assert!(out.iter().all(|p| field(p, "route").is_some()));
+        let mut p = Pending::default();
+        p.conns.insert(
+            Arc::from("b"),
+            ConnChange {
+                closed: true,
+                ..ConnChange::default()
+            },
+        );
+        let out = r.step(p, t0 + Duration::from_secs(5));
+        assert_eq!(field(&out[0], "unavailable"), Some(&Field::Bool(true)));
+        assert_eq!(field(&out[0], "route"), Some(&Field::Str("r2".into())));
+        // Unknown connections are ignored.
+        let mut p = Pending::default();
+        p.conns.insert(
+            Arc::from("zz"),
+            ConnChange {
+                route: Some(Arc::from("r3")),
+                ..ConnChange::default()
+            },
+        );
+        assert!(r.step(p, t0 + Duration::from_secs(6)).is_empty());
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //!   `Keep-Alive-Interval`, `Set-Meta-*`, retries (5, exponential), `DISCONNECT` when the
 //!   client vanishes (bounded by [`DISCONNECT_DEADLINE`]), GRIP mode from the OPEN reply
 //!   (`m:`/negotiated prefix stripped, unprefixed dropped, `c:` parsed; `detach` handled).
+//! - Passthrough (targets without `over_http`, [`passthrough`]): backend WebSocket (`ws`/`wss`)
+//!   with Pushpin's handshake headers, next target on connect/TLS failure, rejection relayed as
+//!   1.36 does (status and body only), messages/pings/pongs/close codes both ways under
+//!   credits, GRIP mode from the backend's `101` through the shared [`conn::ConnState`].
+//! - The `test` target's `/ws` ([`test_ws`]): echo, subscriptions to `?channel=` (default
+//!   `test`) when GRIP is enabled, `404` for other paths.
 //!
 //! Not done yet (next session):
 //! - GRIP control messages other than `detach` (`subscribe`, `unsubscribe`, `set-meta`,
@@ -18,11 +24,12 @@
 //!   need WebSocket subscribers in the hub (`grip/hub`), which must also learn `ws-message`
 //!   delivery (one `WsFanout` per worker, per-connection credits/queue like stream holds,
 //!   `action: close` → `WsClose`). They are parsed and logged at debug level today.
-//! - Passthrough (targets without `over_http`): answered `501` for now.
-//! - The `test` target's `/ws`: answered `501` for now.
 
+pub mod conn;
 pub mod headers;
+pub mod passthrough;
 pub mod session;
+pub mod test_ws;
 pub mod woh;
 
 use std::collections::VecDeque;

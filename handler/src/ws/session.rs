@@ -5,111 +5,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use holdfast_proto::internal::{
-    CloseReason, Header, RequestHead, ResponseHead, ToConnmgr, WsAccept, WsClose, WsKind, WsMessage,
-};
+use holdfast_proto::internal::{CloseReason, RequestHead, WsKind};
 use holdfast_proto::routes::{Route, RouteRequest, RouteTable, Target, TargetKind};
-use holdfast_proto::wscontrol::{self, ControlMessage};
-use holdfast_proto::wsevents::{Event, MAX_PENDING_CONTENT, MAX_REJECT_BODY, MAX_RESPONSE_BODY};
+use holdfast_proto::wsevents::{Event, MAX_PENDING_CONTENT, MAX_RESPONSE_BODY};
 use tokio::time::Instant;
 
+use super::conn::{Applied, ConnState, WsOut};
 use super::headers::{accept_headers, RequestBase};
 use super::woh::{Action, Woh};
 use super::{ClientEvent, WsInbox, DISCONNECT_DEADLINE};
 use crate::error::ProxyError;
-use crate::ipc::OutboxClosed;
 use crate::proxy::forward::{self, Attempt, BufferError, Buffered};
 use crate::proxy::headers::{forward_headers, ForwardParams};
 use crate::proxy::request::{header_value, split_host_port, BodyLength, ClientRequest};
-use crate::proxy::response::{reason_phrase, PROXY_ERROR, ROUTE_NOT_FOUND};
+use crate::proxy::response::{PROXY_ERROR, ROUTE_NOT_FOUND};
 use crate::proxy::{plan_target, ProxyContext, TargetPlan};
 use crate::session::{Inbox, SessionGuard, StreamOut};
 
 /// Longest a WebSocket-over-HTTP request may take, reply included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How often a sender waiting for credits checks whether the client is gone.
-const CREDIT_TICK: Duration = Duration::from_millis(250);
-
-/// A WebSocket stream's way back to the connmgr.
-#[derive(Debug)]
-pub struct WsOut<'a> {
-    ctx: &'a ProxyContext,
-    out: &'a StreamOut,
-    /// Response credits (`Credit` from the connmgr).
-    credits: &'a Arc<Inbox>,
-    ws: &'a Arc<WsInbox>,
-    /// Credits taken but not yet used.
-    spare: usize,
-}
-
-impl WsOut<'_> {
-    async fn send(&self, msg: ToConnmgr) -> Result<(), OutboxClosed> {
-        self.ctx.outbox.send(&self.out.key().worker, msg).await
-    }
-
-    /// A response rejecting the handshake (body cut to the stream's credits).
-    async fn respond(&self, code: u16, reason: String, headers: Vec<Header>, mut body: Bytes) {
-        let limit = self.credits.try_take_credits(MAX_REJECT_BODY);
-        body.truncate(limit);
-        let head = ResponseHead {
-            id: self.out.key().id,
-            code,
-            reason,
-            headers,
-            body,
-            more: false,
-        };
-        let _ = self.send(ToConnmgr::Response(head)).await;
-    }
-
-    async fn text_response(&self, code: u16, body: &'static str) {
-        let headers = vec![Header::new("Content-Type", "text/plain")];
-        self.respond(
-            code,
-            reason_phrase(code).to_string(),
-            headers,
-            Bytes::from_static(body.as_bytes()),
-        )
-        .await;
-    }
-
-    async fn accept(&self, headers: Vec<Header>) -> Result<(), OutboxClosed> {
-        let id = self.out.key().id;
-        self.send(ToConnmgr::WsAccept(WsAccept { id, headers }))
-            .await
-    }
-
-    /// Sends a message once the stream holds credits for it; false if the client is gone.
-    async fn message(&mut self, kind: WsKind, data: Bytes) -> bool {
-        let need = data.len();
-        while self.spare < need {
-            if self.ws.is_gone() {
-                return false;
-            }
-            // The client's departure is noticed within a tick; its messages stay queued for
-            // the main loop.
-            if let Ok(n) =
-                tokio::time::timeout(CREDIT_TICK, self.credits.take_credits(need - self.spare))
-                    .await
-            {
-                self.spare += n;
-            }
-        }
-        self.spare -= need;
-        let id = self.out.key().id;
-        self.send(ToConnmgr::WsMessage(WsMessage { id, kind, data }))
-            .await
-            .is_ok()
-    }
-
-    async fn close(&self, code: Option<u16>, reason: String) {
-        let id = self.out.key().id;
-        let _ = self
-            .send(ToConnmgr::WsClose(WsClose { id, code, reason }))
-            .await;
-    }
-}
 
 /// Route selection for a handshake (protocol `ws`).
 pub fn select_route<'a>(
@@ -141,13 +55,7 @@ pub async fn run(
     out: &StreamOut,
     _guard: &mut SessionGuard,
 ) {
-    let mut wout = WsOut {
-        ctx,
-        out,
-        credits,
-        ws,
-        spare: 0,
-    };
+    let mut wout = WsOut::new(ctx, out, credits, ws);
     let req = match ClientRequest::from_head(&head, ctx.config.accept_x_forwarded_protocol) {
         Ok(req) => req,
         Err(err) => {
@@ -162,6 +70,12 @@ pub async fn run(
         wout.text_response(502, ROUTE_NOT_FOUND).await;
         return;
     };
+    if let Some(id) = &route.id {
+        ctx.grip.emit(crate::observe::Event::RouteSelected {
+            id: Arc::from(crate::observe::conn_id(&out.key().worker, head.id)),
+            route: Arc::from(id.as_str()),
+        });
+    }
     let trusted = ctx.signer.is_trusted(&req.headers);
     let grip_enabled = !route.props.no_grip && !trusted;
     let (host, port) = match route.props.as_host.as_deref().and_then(split_host_port) {
@@ -186,6 +100,12 @@ pub async fn run(
     if grip_enabled {
         forwarded.retain(|h| !h.is("Grip-Sig") && !h.is("Grip-Feature"));
     }
+    // A secure WebSocket is `wss`, not `https` **[observed 1.36]**.
+    for h in &mut forwarded {
+        if (h.is("X-Forwarded-Proto") || h.is("X-Forwarded-Protocol")) && h.1 == "https" {
+            h.1 = Bytes::from_static(b"wss");
+        }
+    }
 
     for target in &route.targets {
         match &target.kind {
@@ -195,9 +115,20 @@ pub async fn run(
             } => {
                 let plan = plan_target(&host, port, target, connect_host, *connect_port);
                 if !target.over_http {
-                    // Passthrough is not implemented yet (see the module docs).
-                    wout.text_response(501, NOT_YET).await;
-                    return;
+                    let pass = super::passthrough::Passthrough {
+                        ctx,
+                        route,
+                        target,
+                        plan,
+                        path: path.clone(),
+                        forwarded: &forwarded,
+                        grip_enabled,
+                        trusted,
+                    };
+                    match pass.run(&mut wout).await {
+                        super::passthrough::Outcome::Done => return,
+                        super::passthrough::Outcome::NextTarget => continue,
+                    }
                 }
                 let conn = WohConn {
                     ctx,
@@ -214,7 +145,7 @@ pub async fn run(
                 }
             }
             TargetKind::Test => {
-                wout.text_response(501, NOT_YET).await;
+                super::test_ws::run(&mut wout, route, target, &path, grip_enabled).await;
                 return;
             }
             TargetKind::Zhttp(_) | TargetKind::ZhttpReq(_) => {
@@ -224,8 +155,6 @@ pub async fn run(
     }
     wout.text_response(502, PROXY_ERROR).await;
 }
-
-const NOT_YET: &str = "This WebSocket target is not supported by this Holdfast version yet.\n";
 
 enum Outcome {
     Done,
@@ -297,7 +226,7 @@ impl WohConn<'_> {
     }
 
     async fn run(&self, w: &mut WsOut<'_>) -> Outcome {
-        let out = w.out;
+        let out = w.out();
         let id = out.key().id;
         let mut woh = Woh::new(self.target.one_event, Instant::now().into_std());
         let reply = match self.post(&[], Woh::open_body(), out).await {
@@ -340,8 +269,9 @@ impl WohConn<'_> {
         if w.accept(accept_headers(&reply.headers)).await.is_err() {
             return Outcome::Done;
         }
-        let mut st = ConnState::default();
-        if !st.apply(w, &mut woh, actions).await {
+        let mut st = ConnState::new(w, self.route, self.target, &self.base.connection_id);
+        st.connected(w).await;
+        if !apply_woh(&mut st, w, &mut woh, actions).await {
             return Outcome::Done;
         }
         self.relay(w, woh, st).await;
@@ -350,16 +280,20 @@ impl WohConn<'_> {
 
     /// The accepted connection's main loop.
     async fn relay(&self, w: &mut WsOut<'_>, mut woh: Woh, mut st: ConnState) {
-        let out = w.out;
+        let out = w.out();
         let id = out.key().id;
         let mut request: Option<
             std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
         > = None;
         let mut gone_deadline: Option<Instant> = None;
         loop {
+            // Published messages, control-message timers, refreshes.
+            if !st.service(w).await {
+                return;
+            }
             // Take client input while there is room for it.
             while woh.pending_content() < MAX_PENDING_CONTENT {
-                let Some(event) = w.ws.pop() else { break };
+                let Some(event) = w.ws().pop() else { break };
                 match event {
                     ClientEvent::Message(kind, data) => {
                         out.credit(u32::try_from(data.len()).unwrap_or(u32::MAX));
@@ -383,7 +317,7 @@ impl WohConn<'_> {
                     }
                 }
             }
-            if gone_deadline.is_none() && w.ws.is_gone() {
+            if gone_deadline.is_none() && w.ws().is_gone() {
                 gone_deadline = Some(Instant::now() + DISCONNECT_DEADLINE);
                 if st.client_closed.is_none() && !st.origin_closed && !st.detached {
                     woh.push(Event::Disconnect);
@@ -395,6 +329,9 @@ impl WohConn<'_> {
             if finished {
                 return;
             }
+            if st.take_refresh() {
+                woh.refresh();
+            }
             if request.is_none() {
                 if let Some(body) = woh.poll_request(Instant::now().into_std()) {
                     let meta = woh.meta().to_vec();
@@ -402,8 +339,11 @@ impl WohConn<'_> {
                 }
             }
             let wakeup = woh.next_wakeup().map(Instant::from_std);
+            let grip_wakeup = st.next_wakeup();
             tokio::select! {
-                () = w.ws.wait() => {}
+                () = w.ws().wait() => {}
+                () = st.changed() => {}
+                () = sleep_until(grip_wakeup), if grip_wakeup.is_some() => {}
                 r = async { request.as_mut().expect("guarded").await }, if request.is_some() => {
                     request = None;
                     let now = Instant::now().into_std();
@@ -411,7 +351,7 @@ impl WohConn<'_> {
                         Ok(reply) => {
                             match woh.on_reply(reply.code, &reply.headers, &reply.body) {
                                 Ok(actions) => {
-                                    if !st.apply(w, &mut woh, actions).await {
+                                    if !apply_woh(&mut st, w, &mut woh, actions).await {
                                         return;
                                     }
                                 }
@@ -458,55 +398,20 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The close handshake and GRIP state of an accepted connection.
-#[derive(Debug, Default)]
-struct ConnState {
-    /// The client's close frame, once received.
-    client_closed: Option<(Option<u16>, String)>,
-    /// A close frame was sent to the client.
-    origin_closed: bool,
-    /// GRIP `detach`: the origin side is closed, client messages are discarded.
-    detached: bool,
-}
-
-impl ConnState {
-    /// Carries out a reply's actions; false when the connection must end now.
-    async fn apply(&mut self, w: &mut WsOut<'_>, woh: &mut Woh, actions: Vec<Action>) -> bool {
-        let id = w.out.key().id;
-        for action in actions {
-            match action {
-                Action::Send(kind, data) => {
-                    if self.origin_closed {
-                        continue;
-                    }
-                    if !w.message(kind, data).await {
-                        return true;
-                    }
-                }
-                Action::Close(code, reason) => {
-                    if !self.origin_closed {
-                        self.origin_closed = true;
-                        w.close(code, reason).await;
-                    }
-                }
-                Action::Disconnect => {
-                    w.out.close(CloseReason::BackendError);
-                    return false;
-                }
-                Action::Control(json) => match wscontrol::parse(&json) {
-                    Ok(ControlMessage::Detach) => {
-                        if !self.detached {
-                            self.detached = true;
-                            woh.push(Event::Close(None));
-                        }
-                    }
-                    Ok(other) => {
-                        tracing::debug!("stream {id}: grip control {other:?} not supported yet")
-                    }
-                    Err(e) => tracing::debug!("stream {id}: {e}"),
-                },
-            }
+/// [`ConnState::apply`] for WebSocket-over-HTTP: a detach queues a `CLOSE` event. False when
+/// the connection must end.
+async fn apply_woh(
+    st: &mut ConnState,
+    w: &mut WsOut<'_>,
+    woh: &mut Woh,
+    actions: Vec<Action>,
+) -> bool {
+    match st.apply(w, actions).await {
+        Applied::Continue => true,
+        Applied::Detach => {
+            woh.push(Event::Close(None));
+            true
         }
-        true
+        Applied::End => false,
     }
 }

@@ -75,6 +75,8 @@ pub struct Woh {
     retry_at: Option<Instant>,
     /// A `DISCONNECT` was queued: nothing else is sent.
     disconnecting: bool,
+    /// A refresh asked for a request now (even an empty one).
+    refresh: bool,
 }
 
 fn content_len(event: &Event) -> usize {
@@ -116,6 +118,7 @@ impl Woh {
             failures: 0,
             retry_at: None,
             disconnecting: false,
+            refresh: false,
         }
     }
 
@@ -148,6 +151,14 @@ impl Woh {
     /// True when nothing is pending or in flight.
     pub fn idle(&self) -> bool {
         self.in_flight.is_none() && self.pending.is_empty()
+    }
+
+    /// Asks for a request as soon as none is in flight (`refresh` command, `ws-message`
+    /// `action: refresh`); pending events, if any, ride along.
+    pub fn refresh(&mut self) {
+        if !self.disconnecting {
+            self.refresh = true;
+        }
     }
 
     /// Queues an event from the client.
@@ -273,10 +284,17 @@ impl Woh {
                 }
             }
             self.pending_content -= content;
+            self.refresh = false;
             let body = Bytes::from(body);
             self.in_flight = Some(body.clone());
             self.last_request = now;
             return Some(body);
+        }
+        if self.refresh && !self.disconnecting {
+            self.refresh = false;
+            self.in_flight = Some(Bytes::new());
+            self.last_request = now;
+            return Some(Bytes::new());
         }
         if let Some(ka) = self.keep_alive {
             if !self.disconnecting && now >= self.last_request + ka {
@@ -292,6 +310,9 @@ impl Woh {
     pub fn next_wakeup(&self) -> Option<Instant> {
         if self.in_flight.is_some() {
             return self.retry_at;
+        }
+        if self.refresh {
+            return Some(self.last_request);
         }
         self.keep_alive.map(|ka| self.last_request + ka)
     }

@@ -8,10 +8,17 @@
 //! - `GET /poll?channel=X`: a response hold, `Grip-Hold: response`, `Grip-Channel: X`,
 //!   `Grip-Timeout: 55`, body `timeout\n` (sent by the proxy on timeout).
 //! - `GET /plain`: `hello\n`.
-//! - `POST` with `Content-Type: application/websocket-events` (WebSocket-over-HTTP, for Pushpin
-//!   routes with `over_http`): a body starting `OPEN\r\n` gets `OPEN` plus the control message
-//!   `c:{"type":"subscribe","channel":"X"}` (X from the request's `channel` query parameter)
-//!   and `Sec-WebSocket-Extensions: grip`; any other events get an empty events body.
+//! - `POST` with `Content-Type: application/websocket-events` (WebSocket-over-HTTP, for routes
+//!   with `over_http`, reference §5.3), one answer event per request event:
+//!   - on `/echo`, a plain echo server: `OPEN` → `OPEN`, `TEXT`/`BINARY` → the same message
+//!     back, `CLOSE` → `CLOSE` with the same code; no GRIP (the `ws-echo` scenario);
+//!   - on any other path, GRIP mode: `OPEN` → `OPEN`, `Sec-WebSocket-Extensions: grip` and the
+//!     control message `c:{"type":"subscribe","channel":"X"}` (X from the `channel` query
+//!     parameter, `test` without one; the `fanout --transport ws` and `ws-broadcast`
+//!     subscribers); messages are echoed with the `m:` prefix GRIP mode requires, `CLOSE` →
+//!     `CLOSE`.
+//!
+//!   `PING`, `PONG` and `DISCONNECT` get no answer; a body that does not parse gets `400`.
 //!
 //! The channel is used as sent (not percent-decoded); the scenarios use plain names.
 
@@ -22,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::http::{parse_request, simple_response, Request};
-use super::ws::encode_event;
+use super::ws::{encode_event, parse_events};
 
 const WS_EVENTS: &str = "application/websocket-events";
 
@@ -30,17 +37,7 @@ const WS_EVENTS: &str = "application/websocket-events";
 pub fn respond(req: &Request) -> Vec<u8> {
     let channel = req.query("channel").unwrap_or("test");
     if req.method == "POST" && req.content_type.starts_with(WS_EVENTS) {
-        if req.body.starts_with(b"OPEN\r\n") {
-            let control = format!(r#"c:{{"type":"subscribe","channel":"{channel}"}}"#);
-            let mut body = encode_event("OPEN", None);
-            body.extend(encode_event("TEXT", Some(control.as_bytes())));
-            return simple_response(
-                "200 OK",
-                &format!("Content-Type: {WS_EVENTS}\r\nSec-WebSocket-Extensions: grip\r\n"),
-                &body,
-            );
-        }
-        return simple_response("200 OK", &format!("Content-Type: {WS_EVENTS}\r\n"), b"");
+        return websocket_over_http(req, channel);
     }
     match (req.method.as_str(), req.path()) {
         ("GET", "/stream") => simple_response(
@@ -60,6 +57,55 @@ pub fn respond(req: &Request) -> Vec<u8> {
         ("GET", "/plain") => simple_response("200 OK", "Content-Type: text/plain\r\n", b"hello\n"),
         _ => simple_response("404 Not Found", "Content-Type: text/plain\r\n", b"Not Found\n"),
     }
+}
+
+/// The answer to one WebSocket-over-HTTP request (see the module doc).
+fn websocket_over_http(req: &Request, channel: &str) -> Vec<u8> {
+    let events = match parse_events(&req.body) {
+        Ok(events) => events,
+        Err(e) => {
+            return simple_response(
+                "400 Bad Request",
+                "Content-Type: text/plain\r\n",
+                format!("{e}\n").as_bytes(),
+            )
+        }
+    };
+    let grip = req.path() != "/echo";
+    let mut body = Vec::new();
+    let mut opened = false;
+    for ev in &events {
+        match (ev.kind, ev.content) {
+            ("OPEN", _) => {
+                opened = true;
+                body.extend(encode_event("OPEN", None));
+                if grip {
+                    let control = format!(r#"c:{{"type":"subscribe","channel":"{channel}"}}"#);
+                    body.extend(encode_event("TEXT", Some(control.as_bytes())));
+                }
+            }
+            (kind @ ("TEXT" | "BINARY"), content) => {
+                let content = content.unwrap_or_default();
+                if grip {
+                    body.extend(encode_event(kind, Some(&[b"m:", content].concat())));
+                } else {
+                    body.extend(encode_event(kind, Some(content)));
+                }
+            }
+            ("CLOSE", content) => body.extend(encode_event("CLOSE", content)),
+            _ => {}
+        }
+    }
+    let extensions = if grip && opened {
+        "Sec-WebSocket-Extensions: grip\r\n"
+    } else {
+        ""
+    };
+    simple_response(
+        "200 OK",
+        &format!("Content-Type: {WS_EVENTS}\r\n{extensions}"),
+        &body,
+    )
 }
 
 /// Serves until the process ends, counting requests.
@@ -164,9 +210,37 @@ mod tests {
         assert!(s.ends_with(
             "\r\n\r\nOPEN\r\nTEXT 24\r\nc:{\"type\":\"subscribe\",\"channel\":\"X\"}\r\n"
         ));
-        let other = b"POST /ws?channel=X HTTP/1.1\r\nContent-Type: application/websocket-events\r\nContent-Length: 8\r\n\r\nTEXT 0\r\n";
+        // GRIP mode: messages come back with the `m:` prefix, no extension header after OPEN.
+        let other = b"POST /ws?channel=X HTTP/1.1\r\nContent-Type: application/websocket-events\r\nContent-Length: 10\r\n\r\nTEXT 0\r\n\r\n";
         let s = String::from_utf8(respond(&req(other))).unwrap();
-        assert!(s.ends_with("Content-Length: 0\r\n\r\n"));
+        assert!(s.ends_with("Content-Length: 12\r\n\r\nTEXT 2\r\nm:\r\n"));
         assert!(s.contains("Content-Type: application/websocket-events\r\n"));
+        assert!(!s.contains("Sec-WebSocket-Extensions"));
+    }
+
+    fn woh(path: &str, body: &[u8]) -> Vec<u8> {
+        let mut raw = format!(
+            "POST {path} HTTP/1.1\r\nContent-Type: application/websocket-events\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(body);
+        respond(&req(&raw))
+    }
+
+    #[test]
+    fn websocket_echo() {
+        let s = woh("/echo", b"OPEN\r\n");
+        assert!(s.ends_with(b"\r\n\r\nOPEN\r\n"));
+        assert!(!String::from_utf8_lossy(&s).contains("Sec-WebSocket-Extensions"));
+        let s = woh("/echo", b"TEXT 5\r\nhello\r\nTEXT 3\r\n1 2\r\nPING\r\n");
+        assert!(s.ends_with(b"\r\n\r\nTEXT 5\r\nhello\r\nTEXT 3\r\n1 2\r\n"));
+        // Close code 1000 comes back as sent.
+        let s = woh("/echo", b"CLOSE 2\r\n\x03\xe8\r\n");
+        assert!(s.ends_with(b"Content-Length: 13\r\n\r\nCLOSE 2\r\n\x03\xe8\r\n"));
+        let s = woh("/echo", b"CLOSE\r\nDISCONNECT\r\n");
+        assert!(s.ends_with(b"\r\n\r\nCLOSE\r\n"));
+        let s = woh("/echo", b"TEXT 9\r\nhi\r\n");
+        assert!(s.starts_with(b"HTTP/1.1 400"));
     }
 }

@@ -11,6 +11,8 @@
 //! | `fanout` | N subscribers on one channel, K messages: deliveries/s, latency, losses ([`fanout`]) |
 //! | `channels` | N subscribers on N channels, one message each ([`channels`]) |
 //! | `proxy` | plain keep-alive request throughput ([`proxy`]) |
+//! | `ws-echo` | N WebSocket clients echoing through a WebSocket-over-HTTP route ([`ws_echo`]) |
+//! | `ws-broadcast` | `fanout` over WebSockets (`ws-message` items, `c:` subscribe) ([`fanout`]) |
 //! | `limit-server` | the no-proxy ceiling server ([`limit`]) |
 //! | `limit <scenario>` | a scenario against an in-process limit server ([`limit`]) |
 //!
@@ -24,6 +26,10 @@
 //! holdfast-loadgen hold --url http://127.0.0.1:7999 -n 5000 --pid-tree $(pgrep -x holdfast)
 //! holdfast-loadgen fanout --url http://127.0.0.1:7999 --publish http://127.0.0.1:5561 -n 1000 -k 300
 //! ```
+//!
+//! The WebSocket scenarios need the route to the backend to carry `over_http`
+//! (`--route "* 127.0.0.1:18080,over_http"`): `ws-echo -n 100 -d 10`, `ws-broadcast -n 1000 -k 20`
+//! (`benches/scripts/ws-compare.sh` runs both against Holdfast and Pushpin).
 
 pub mod backend;
 pub mod channels;
@@ -38,6 +44,7 @@ pub mod stats;
 pub mod subscriber;
 mod sys;
 pub mod ws;
+pub mod ws_echo;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -98,6 +105,10 @@ enum Command {
     Channels(channels::ChannelsArgs),
     /// Plain keep-alive request throughput.
     Proxy(proxy::ProxyArgs),
+    /// N WebSocket clients each echoing one message at a time (needs an `over_http` route).
+    WsEcho(ws_echo::WsEchoArgs),
+    /// N WebSocket subscribers on one channel, K `ws-message` items (`fanout --transport ws`).
+    WsBroadcast(fanout::FanoutArgs),
     /// Run the no-proxy limit server.
     LimitServer(ServeArgs),
     /// Run a scenario against an in-process limit server (URL and publish endpoint are ignored).
@@ -157,6 +168,8 @@ async fn run(command: Command) -> Result<Value, String> {
         Command::Fanout(a) => fanout::run(a).await,
         Command::Channels(a) => channels::run(a).await,
         Command::Proxy(a) => proxy::run(a).await,
+        Command::WsEcho(a) => ws_echo::run(a).await,
+        Command::WsBroadcast(a) => fanout::run_ws_broadcast(a).await,
         Command::Limit { scenario } => {
             let listener = http::listen("127.0.0.1:0")
                 .await

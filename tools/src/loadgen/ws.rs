@@ -171,6 +171,65 @@ pub fn encode_event(kind: &str, content: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
+/// Largest WebSocket-over-HTTP body the backend parses (Pushpin caps its own at 1,000,000).
+pub const MAX_EVENTS_BODY: usize = 1_000_000;
+
+/// Why an `application/websocket-events` body could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("events body too large ({0} bytes)")]
+    TooLarge(usize),
+    #[error("event line without CRLF at byte {0}")]
+    Unterminated(usize),
+    #[error("bad event length {0:?}")]
+    BadLength(String),
+    #[error("event content truncated at byte {0}")]
+    Truncated(usize),
+}
+
+/// One WebSocket-over-HTTP event: its type (`OPEN`, `TEXT`, `CLOSE`, …) and content, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub kind: &'a str,
+    pub content: Option<&'a [u8]>,
+}
+
+/// Parses a whole `application/websocket-events` body (the inverse of [`encode_event`]; the
+/// hexadecimal length may be in either case).
+pub fn parse_events(body: &[u8]) -> Result<Vec<Event<'_>>, EventError> {
+    if body.len() > MAX_EVENTS_BODY {
+        return Err(EventError::TooLarge(body.len()));
+    }
+    let mut events = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        let line_len = body[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or(EventError::Unterminated(pos))?;
+        let line = std::str::from_utf8(&body[pos..pos + line_len]).map_err(|_| {
+            EventError::BadLength(String::from_utf8_lossy(&body[pos..pos + line_len]).into_owned())
+        })?;
+        pos += line_len + 2;
+        let (kind, content) = match line.split_once(' ') {
+            None => (line, None),
+            Some((kind, hex)) => {
+                let len = usize::from_str_radix(hex, 16)
+                    .map_err(|_| EventError::BadLength(hex.to_string()))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| e + 2 <= body.len() && &body[*e..e + 2] == b"\r\n")
+                    .ok_or(EventError::Truncated(pos))?;
+                let content = &body[pos..end];
+                pos = end + 2;
+                (kind, Some(content))
+            }
+        };
+        events.push(Event { kind, content });
+    }
+    Ok(events)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +292,37 @@ mod tests {
             encode_event("TEXT", Some(content)),
             [&b"TEXT 24\r\n"[..], content, b"\r\n"].concat()
         );
+    }
+
+    #[test]
+    fn events_parse() {
+        let body = b"OPEN\r\nTEXT 8\r\nhi there\r\nBINARY A\r\n0123456789\r\nCLOSE\r\n";
+        let ev = parse_events(body).unwrap();
+        assert_eq!(ev.len(), 4);
+        assert_eq!(
+            ev[0],
+            Event {
+                kind: "OPEN",
+                content: None
+            }
+        );
+        assert_eq!(ev[1].content, Some(&b"hi there"[..]));
+        assert_eq!(
+            (ev[2].kind, ev[2].content.map(<[u8]>::len)),
+            ("BINARY", Some(10))
+        );
+        assert_eq!(ev[3].kind, "CLOSE");
+        assert_eq!(parse_events(b"").unwrap(), []);
+        assert_eq!(parse_events(b"OPEN"), Err(EventError::Unterminated(0)));
+        assert_eq!(
+            parse_events(b"TEXT 9\r\nhi there\r\n"),
+            Err(EventError::Truncated(8))
+        );
+        assert_eq!(
+            parse_events(b"TEXT zz\r\n"),
+            Err(EventError::BadLength("zz".into()))
+        );
+        let round = [encode_event("TEXT", Some(b"x")), encode_event("PING", None)].concat();
+        assert_eq!(parse_events(&round).unwrap()[1].kind, "PING");
     }
 }

@@ -137,11 +137,21 @@ pub fn plan(args: &Args, config: &Config) -> Result<Plan, PlanError> {
         })
         .collect();
 
-    let listens = match &args.port {
-        Some(port) => vec![parse_listen(port)?],
-        None => config.runner.http_ports.iter().map(|l| l.addr).collect(),
+    // `--port` replaces every configured listener, TLS ones included (as Pushpin's runner).
+    let (listens, tls_listens, locals) = match &args.port {
+        Some(port) => (vec![parse_listen(port)?], Vec::new(), Vec::new()),
+        None => (
+            config.runner.http_ports.iter().map(|l| l.addr).collect(),
+            config
+                .runner
+                .https_ports
+                .iter()
+                .map(|l| l.addr)
+                .collect::<Vec<_>>(),
+            config.runner.local_ports.clone(),
+        ),
     };
-    if listens.is_empty() {
+    if listens.is_empty() && tls_listens.is_empty() && locals.is_empty() {
         return Err(PlanError::NoPorts);
     }
 
@@ -183,6 +193,26 @@ pub fn plan(args: &Args, config: &Config) -> Result<Plan, PlanError> {
     handler_args.push(format!("--log-level={}", levels.handler));
 
     let mut connmgr_args: Vec<String> = listens.iter().map(|a| format!("--listen={a}")).collect();
+    if !tls_listens.is_empty() {
+        connmgr_args.extend(tls_listens.iter().map(|a| format!("--tls-listen={a}")));
+        connmgr_args.push(format!(
+            "--tls-certs-dir={}",
+            config.runner.certs_dir.display()
+        ));
+    }
+    for local in &locals {
+        let mut arg = format!("--local-listen={}", local.path.display());
+        if let Some(mode) = local.mode {
+            arg.push_str(&format!(",mode={mode:o}"));
+        }
+        if let Some(user) = &local.user {
+            arg.push_str(&format!(",user={user}"));
+        }
+        if let Some(group) = &local.group {
+            arg.push_str(&format!(",group={group}"));
+        }
+        connmgr_args.push(arg);
+    }
     connmgr_args.push(format!("--handler-spec={spec}"));
     connmgr_args.push(format!("--instance-id={}connmgr", config.ipc_prefix));
     connmgr_args.push(format!("--workers={}", config.runner.connmgr_workers));
@@ -223,7 +253,7 @@ pub fn plan(args: &Args, config: &Config) -> Result<Plan, PlanError> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
-    use holdfast_proto::config::Overrides;
+    use holdfast_proto::config::{LocalListen, Overrides};
 
     use super::*;
 
@@ -356,6 +386,45 @@ mod tests {
         assert!(plan(&args(&[]), &config).unwrap().children[1]
             .args
             .contains(&"--compression".to_string()));
+    }
+
+    #[test]
+    fn https_ports_become_tls_listeners_with_the_certs_dir() {
+        let mut config = Config::builtin(&Overrides::default());
+        config.runner.https_ports = vec![
+            Listen::parse("127.0.0.1:8443").unwrap(),
+            Listen::parse("443").unwrap(),
+        ];
+        config.runner.certs_dir = PathBuf::from("/etc/pushpin/runner/certs");
+        let args_of = |config: &Config, list: &[&str]| {
+            plan(&args(list), config).unwrap().children[1].args.clone()
+        };
+        let connmgr = args_of(&config, &[]);
+        assert!(connmgr.contains(&"--listen=0.0.0.0:7999".to_string()));
+        assert!(connmgr.contains(&"--tls-listen=127.0.0.1:8443".to_string()));
+        assert!(connmgr.contains(&"--tls-listen=0.0.0.0:443".to_string()));
+        assert!(connmgr.contains(&"--tls-certs-dir=/etc/pushpin/runner/certs".to_string()));
+
+        // HTTPS only is enough to start.
+        config.runner.http_ports.clear();
+        let connmgr = args_of(&config, &[]);
+        assert!(!connmgr.iter().any(|a| a.starts_with("--listen=")));
+        assert!(connmgr.contains(&"--tls-listen=0.0.0.0:443".to_string()));
+
+        // local_ports become Unix-socket listeners with their options.
+        config.runner.local_ports = vec![LocalListen::parse(
+            "/run/p/server?mode=660&user=www",
+            std::path::Path::new("/etc"),
+        )
+        .unwrap()];
+        let connmgr = args_of(&config, &[]);
+        assert!(connmgr.contains(&"--local-listen=/run/p/server,mode=660,user=www".to_string()));
+
+        // --port replaces every listener.
+        let connmgr = args_of(&config, &["--port", "9000"]);
+        assert!(connmgr.contains(&"--listen=0.0.0.0:9000".to_string()));
+        assert!(!connmgr.iter().any(|a| a.starts_with("--tls-")));
+        assert!(!connmgr.iter().any(|a| a.starts_with("--local-")));
     }
 
     #[test]

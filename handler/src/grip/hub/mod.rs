@@ -40,13 +40,14 @@ pub mod outflow;
 mod respond;
 mod timers;
 mod types;
+mod ws;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToConnmgr};
+use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToConnmgr, WsFanout};
 
 use self::filters::passes_filters;
 pub use self::filters::Filters;
@@ -54,10 +55,12 @@ use self::limiter::{BucketKey, Limiter};
 use self::outflow::{Offer, Outflow};
 pub use self::respond::{build_response, Reply};
 pub use self::types::*;
-use super::item::{Item, ResponseAction, StreamFormat};
+pub use self::ws::WsSubscribed;
+use super::item::{Item, ResponseAction, StreamFormat, WsFormat};
 use super::keepalive::KeepAlive;
 use super::pipeline::{Dedup, Sequencer};
 use super::subs::SubTracker;
+use super::wssink::{Outgoing, SinkOffer, WsSink};
 use super::Origin;
 use crate::ipc::WorkerId;
 use crate::observe::{DropReason, Event, Observers, SubMode, Transport};
@@ -87,6 +90,12 @@ enum State {
     /// The response is complete as far as the hub is concerned; queued bytes still go out,
     /// then the stream ends.
     Ending,
+    /// A WebSocket connection: its task owns it, the hub only delivers publishes to its sink.
+    Ws {
+        sink: Arc<WsSink>,
+        /// `Connection-Id` (the `refresh` command's `cid`).
+        cid: Arc<str>,
+    },
 }
 
 #[derive(Debug)]
@@ -96,7 +105,8 @@ struct Held {
     flow: Outflow,
     subs: Vec<Sub>,
     meta: Option<Arc<BTreeMap<String, String>>>,
-    origin: Arc<Origin>,
+    /// The original request (HTTP holds; WebSockets have none).
+    origin: Option<Arc<Origin>>,
     route: BucketKey,
     state: State,
     /// Response timeout or next keep-alive; the timer set may hold an earlier, stale entry.
@@ -127,6 +137,29 @@ pub struct Counters {
     pub delivered: u64,
     /// Deliveries dropped because their route's limiter bucket was at `message_hwm`.
     pub hwm_dropped: u64,
+}
+
+/// Receivers one delivery reached, by kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reached {
+    response: usize,
+    stream: usize,
+    ws: usize,
+}
+
+impl Reached {
+    fn total(self) -> usize {
+        self.response + self.stream + self.ws
+    }
+
+    fn count(&mut self, state: &State) {
+        match state {
+            State::Response { .. } => self.response += 1,
+            State::Stream { .. } => self.stream += 1,
+            State::Ws { .. } => self.ws += 1,
+            State::Ending => {}
+        }
+    }
 }
 
 /// A delivery waiting in the limiter: (held request id, item).
@@ -160,6 +193,8 @@ pub struct Hub {
     limiter: Option<Box<Limiter<Action>>>,
     last_hwm_warning: Option<Instant>,
     hwm_dropped_since_warning: u64,
+    /// WebSocket connections by `Connection-Id`.
+    ws_cids: HashMap<Arc<str>, u64>,
 }
 
 impl Hub {
@@ -187,6 +222,7 @@ impl Hub {
             counters: Counters::default(),
             last_drop_warning: None,
             dropped_since_warning: 0,
+            ws_cids: HashMap::new(),
         }
     }
 
@@ -322,7 +358,7 @@ impl Hub {
                 flow,
                 subs: hold.subs,
                 meta: hold.meta,
-                origin: hold.origin,
+                origin: Some(hold.origin),
                 route: hold.route,
                 state,
                 deadline,
@@ -354,6 +390,10 @@ impl Hub {
     fn remove(&mut self, id: u64, now: Instant) -> Option<Held> {
         let held = self.sessions.remove(&id)?;
         self.by_key.remove(&held.key);
+        if let State::Ws { sink, cid } = &held.state {
+            sink.close();
+            self.ws_cids.remove(cid);
+        }
         for sub in &held.subs {
             self.unsubscribe(id, &sub.name, now);
         }
@@ -428,7 +468,7 @@ impl Hub {
     /// held request's origin (for its gone link), if it was held.
     pub fn closed(&mut self, key: &SessionKey, now: Instant) -> Option<Arc<Origin>> {
         let id = self.by_key.get(key).copied()?;
-        self.remove(id, now).map(|held| held.origin)
+        self.remove(id, now).and_then(|held| held.origin)
     }
 
     /// Publishes one validated item: dedup, sequencing, delivery. Returns the number of
@@ -493,13 +533,13 @@ impl Hub {
         if self.limiter.is_some() {
             return self.enqueue(ids, item, now);
         }
-        let (receivers, stream_receivers) = self.deliver_to(ids, item, now, fx);
-        if receivers > 0 {
+        let reached = self.deliver_to(ids, item, now, fx);
+        if reached.total() > 0 {
             self.counters.delivered += 1;
-            self.report_delivery(item, stream_receivers, receivers - stream_receivers);
+            self.report_delivery(item, reached);
         }
         self.warn_drops(now);
-        receivers
+        reached.total()
     }
 
     /// Queues the deliveries of `item` to `ids` in the limiter. Returns the receivers the
@@ -515,12 +555,7 @@ impl Hub {
             let Some(held) = self.sessions.get(&id) else {
                 continue;
             };
-            let applies = match &held.state {
-                State::Response { .. } => item.response.is_some(),
-                State::Stream { .. } => item.stream.is_some(),
-                State::Ending => false,
-            };
-            if !applies {
+            if !applies_to(&held.state, item) {
                 continue;
             }
             receivers += 1;
@@ -570,27 +605,27 @@ impl Hub {
             while let Some((next, _)) = actions.next_if(|(_, i)| Arc::ptr_eq(i, &item)) {
                 ids.push(next);
             }
-            let (receivers, stream_receivers) = self.deliver_to(ids, &item, now, fx);
-            if receivers > 0 {
-                self.report_delivery(&item, stream_receivers, receivers - stream_receivers);
+            let reached = self.deliver_to(ids, &item, now, fx);
+            if reached.total() > 0 {
+                self.report_delivery(&item, reached);
             }
         }
         self.warn_drops(now);
     }
 
     /// Delivers `item` to the held requests `ids` (subscribers of its channel). Returns the
-    /// receivers reached and how many of them are streams.
+    /// receivers reached.
     fn deliver_to(
         &mut self,
         ids: Vec<u64>,
         item: &Item,
         now: Instant,
         fx: &mut Effects,
-    ) -> (usize, usize) {
+    ) -> Reached {
         let name = item.channel.as_str();
         let mut groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
-        let mut receivers = 0;
-        let mut stream_receivers = 0;
+        let mut ws_groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
+        let mut reached = Reached::default();
         let mut completed = Vec::new();
         let mut ending = Vec::new();
         for id in ids {
@@ -601,20 +636,39 @@ impl Hub {
                 continue;
             };
             let is_stream = matches!(held.state, State::Stream { .. });
-            let applies = match &held.state {
-                State::Response { .. } => item.response.is_some(),
-                State::Stream { .. } => item.stream.is_some(),
-                State::Ending => false,
-            };
-            if !applies || !passes_filters(held, sub_idx, item) {
+            if !applies_to(&held.state, item) || !passes_filters(held, sub_idx, item) {
+                continue;
+            }
+            reached.count(&held.state);
+            if let State::Ws { sink, .. } = &held.state {
+                match &item.ws {
+                    Some(WsFormat::Send(kind, data)) => match sink.offer(*kind, data, now) {
+                        SinkOffer::SendNow => ws_groups
+                            .entry(held.key.worker.clone())
+                            .or_default()
+                            .push(held.key.id),
+                        SinkOffer::Queued => {}
+                        SinkOffer::Dropped => {
+                            self.counters.dropped += 1;
+                            self.dropped_since_warning += 1;
+                            self.watch.observers().emit(Event::Dropped {
+                                reason: DropReason::QueueFull,
+                                count: 1,
+                            });
+                        }
+                    },
+                    Some(WsFormat::Close(code, reason)) => {
+                        sink.push_control(Outgoing::Close(*code, reason.clone()));
+                    }
+                    Some(WsFormat::Refresh) => sink.push_control(Outgoing::Refresh),
+                    None => {}
+                }
                 continue;
             }
             let sub = &mut held.subs[sub_idx];
             if let (Some(have), Some(prev)) = (&sub.prev_id, &item.prev_id) {
                 if have != prev {
                     // The client missed something: recover instead of delivering.
-                    receivers += 1;
-                    stream_receivers += usize::from(is_stream);
                     completed.push((id, Recovery::Recover));
                     continue;
                 }
@@ -625,8 +679,6 @@ impl Hub {
             if sub_idx < 64 {
                 held.link_seen |= 1 << sub_idx;
             }
-            receivers += 1;
-            stream_receivers += usize::from(is_stream);
             if is_stream {
                 match &item.stream {
                     Some(StreamFormat::Send(data)) => match held.flow.offer(data) {
@@ -679,6 +731,18 @@ impl Hub {
                 ));
             }
         }
+        if let Some(WsFormat::Send(kind, data)) = &item.ws {
+            for (worker, ids) in ws_groups {
+                fx.msgs.push((
+                    worker,
+                    ToConnmgr::WsFanout(WsFanout {
+                        ids,
+                        kind: *kind,
+                        data: data.clone(),
+                    }),
+                ));
+            }
+        }
         for (id, what) in completed {
             match what {
                 Recovery::Respond => {
@@ -692,11 +756,11 @@ impl Hub {
         for id in ending {
             self.end_stream(id, now, fx);
         }
-        (receivers, stream_receivers)
+        reached
     }
 
     /// Stats `message` events: one per transport that reached anybody.
-    fn report_delivery(&self, item: &Item, stream: usize, response: usize) {
+    fn report_delivery(&self, item: &Item, reached: Reached) {
         let observers = self.watch.observers();
         if observers.is_empty() {
             return;
@@ -707,9 +771,14 @@ impl Hub {
             Some(StreamFormat::Send(data)) => data.len(),
             _ => 0,
         };
+        let ws_bytes = match &item.ws {
+            Some(WsFormat::Send(_, data)) => data.len(),
+            _ => 0,
+        };
         for (transport, count, bytes) in [
-            (Transport::HttpStream, stream, stream_bytes),
-            (Transport::HttpResponse, response, 0),
+            (Transport::HttpStream, reached.stream, stream_bytes),
+            (Transport::HttpResponse, reached.response, 0),
+            (Transport::WsMessage, reached.ws, ws_bytes),
         ] {
             if count > 0 {
                 observers.emit(Event::Delivered {
@@ -813,6 +882,9 @@ impl Hub {
         let Some(mut held) = self.remove(id, now) else {
             return;
         };
+        let Some(origin) = held.origin.take() else {
+            return;
+        };
         held.flow.clear();
         let grip_last = held
             .subs
@@ -829,7 +901,7 @@ impl Hub {
             key: held.key,
             serial: held.serial,
             credits: held.flow.credits(),
-            origin: held.origin,
+            origin,
             grip_last,
             kind,
         });
@@ -872,6 +944,16 @@ impl Hub {
 enum Recovery {
     Respond,
     Recover,
+}
+
+/// True when `item` has a format for a receiver in `state`.
+fn applies_to(state: &State, item: &Item) -> bool {
+    match state {
+        State::Response { .. } => item.response.is_some(),
+        State::Stream { .. } => item.stream.is_some(),
+        State::Ws { .. } => item.ws.is_some(),
+        State::Ending => false,
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ fn stream_item(channel: &str, content: &'static str) -> Item {
         meta: Vec::new(),
         response: None,
         stream: Some(StreamFormat::Send(Bytes::from_static(content.as_bytes()))),
+        ws: None,
     }
 }
 
