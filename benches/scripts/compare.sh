@@ -18,6 +18,12 @@
 #                        "pushpin-unlimited") or `shipped` (message_rate=2500, message_hwm=25000)
 #   BASE_PORT=29000      ports BASE_PORT+1..+99 on 127.0.0.1 are used
 #   SKIP_BUILD=1         do not run cargo build
+#   HF_BEFORE=DIR        also run the Holdfast binaries in DIR (holdfast, holdfast-connmgr,
+#                        holdfast-handler, e.g. a copy of an earlier target/release) as
+#                        "holdfast-before", for a before/after comparison in the same run; the
+#                        table then gets a "Holdfast before" column and an after/before ratio
+#   TARGETS="..."        the proxies to run (default: holdfast pushpin-shipped pushpin-unlimited;
+#                        the limit server always runs)
 #   KEEP=1               keep the work directory (JSON results, logs)
 #
 # Pushpin runs twice: once with the config as shipped (message_rate=2500, message_hwm=25000:
@@ -51,6 +57,9 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 LG=$root/target/release/holdfast-loadgen
 HF=$root/target/release/holdfast
+
+# 10,000 subscribers need more than the usual soft limit of open files, in every process.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 work=$(mktemp -d /tmp/hf-compare.XXXXXX)
 pids=()
@@ -155,7 +164,9 @@ run_proxy() { # name kind limits
   if [ "$kind" = pushpin ]; then
     pushpin --config "$dir/pushpin.conf" >"$dir/out.log" 2>&1 &
   else
-    "$HF" --config "$dir/pushpin.conf" -m >"$dir/out.log" 2>&1 &
+    local hf=$HF
+    [ "$name" = holdfast-before ] && hf=$HF_BEFORE/holdfast
+    "$hf" --config "$dir/pushpin.conf" -m >"$dir/out.log" 2>&1 &
   fi
   pid=$!
   pids+=($pid)
@@ -169,15 +180,27 @@ run_proxy() { # name kind limits
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; hold $HOLD_N, fanout $FANOUT_N x $FANOUT_K, channels $CHANNELS_N, concurrency $CONCURRENCY; $(date -u +%F)" >&2
-run_proxy holdfast holdfast "$HF_LIMITS"
-run_proxy pushpin-shipped pushpin shipped
-run_proxy pushpin-unlimited pushpin none
+TARGETS=${TARGETS:-holdfast pushpin-shipped pushpin-unlimited}
+for target in $TARGETS; do
+  case $target in
+    holdfast) run_proxy holdfast holdfast "$HF_LIMITS" ;;
+    pushpin-shipped) run_proxy pushpin-shipped pushpin shipped ;;
+    pushpin-unlimited) run_proxy pushpin-unlimited pushpin none ;;
+    *) echo "unknown target $target" >&2; exit 2 ;;
+  esac
+  # The runner finds its children next to itself: HF_BEFORE must hold all three binaries.
+  if [ "$target" = holdfast ] && [ -n "${HF_BEFORE:-}" ]; then
+    run_proxy holdfast-before holdfast "$HF_LIMITS"
+  fi
+done
 scenarios limit "http://127.0.0.1:$limit_port" "http://127.0.0.1:$limit_port" --pids "$limit_pid"
 
-python3 - "$work" "$HOLD_N" "$FANOUT_N" "$FANOUT_K" "$CHANNELS_N" "$HF_LIMITS" <<'PY'
+python3 - "$work" "$HOLD_N" "$FANOUT_N" "$FANOUT_K" "$CHANNELS_N" "$HF_LIMITS" "${HF_BEFORE:+1}" <<'PY'
 import json, os, sys
-work, hold_n, fan_n, fan_k, ch_n, hf_limits = sys.argv[1:]
+work, hold_n, fan_n, fan_k, ch_n, hf_limits, before = sys.argv[1:]
 targets = ["holdfast", "pushpin-shipped", "pushpin-unlimited", "limit"]
+if before:
+    targets.insert(1, "holdfast-before")
 
 def load(t, s):
     try:
@@ -229,8 +252,14 @@ def ratio(a, b, higher):
     r = a / b if higher else b / a
     return f"{r:.2f}x"
 
-print(f"| metric | Holdfast (limits: {hf_limits}) | Pushpin shipped | Pushpin unlimited | limit server | Holdfast / Pushpin-best | Holdfast / limit |")
-print("|---|---|---|---|---|---|---|")
+head = f"| metric | Holdfast (limits: {hf_limits}) | "
+if before:
+    head += "Holdfast before | "
+head += "Pushpin shipped | Pushpin unlimited | limit server | Holdfast / Pushpin-best | Holdfast / limit |"
+if before:
+    head += " after / before |"
+print(head)
+print("|---" * (head.count("|") - 1) + "|")
 for label, scen, path, higher, scale in rows:
     vals = {}
     for t in targets:
@@ -243,13 +272,17 @@ for label, scen, path, higher, scale in rows:
             v = get(d, path)
             vals[t] = None if v is None else v * scale
     if path is None or "failures" in label:
-        r1 = r2 = ""
+        r1 = r2 = r3 = ""
     else:
         pp = [v for v in (vals["pushpin-shipped"], vals["pushpin-unlimited"]) if v is not None]
         best = (max(pp) if higher else min(pp)) if pp else None
         r1 = ratio(vals["holdfast"], best, higher)
         r2 = ratio(vals["holdfast"], vals["limit"], higher)
-    print(f"| {label} | " + " | ".join(fmt(vals[t]) for t in targets) + f" | {r1} | {r2} |")
+        r3 = ratio(vals["holdfast"], vals.get("holdfast-before"), higher)
+    row = f"| {label} | " + " | ".join(fmt(vals[t]) for t in targets) + f" | {r1} | {r2} |"
+    if before:
+        row += f" {r3} |"
+    print(row)
 print()
 print("Ratios: >1x means Holdfast is better (faster, less memory, lower latency); the limit server")
 print("is the same client against a minimal in-process Rust server, the machine's practical ceiling.")

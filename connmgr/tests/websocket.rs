@@ -655,3 +655,57 @@ fn shutdown_closes_websockets_with_1001() {
     expect_closed(&mut handler, id, CloseReason::Shutdown);
     assert_eq!(cm.wait_exit(Duration::from_secs(5)), Some(0));
 }
+
+/// Waits for the next `Credit` (skipping heartbeats).
+fn next_credit(handler: &mut FakeHandler) -> Credit {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match handler.next_msg(deadline).expect("a Credit") {
+            ToHandler::Credit(c) => return c,
+            ToHandler::Heartbeat => {}
+            other => panic!("expected a Credit, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn handler_messages_larger_than_the_window_go_when_the_whole_window_is_held() {
+    let mut handler = FakeHandler::bind("wsbig");
+    let cm = Connmgr::start(&mut handler, &[]);
+    let mut c = cm.connect();
+    send(&mut c, &upgrade_request("/big", ""));
+    let head = upgrade(&mut handler);
+    let (id, window) = (head.id, head.credits as usize);
+    handler.send(vec![accept(id)]);
+    read_head(&mut c);
+
+    // The whole window is held: a message beyond it goes, and costs exactly the window.
+    let big: Vec<u8> = (0..window + 1000).map(|i| i as u8).collect();
+    handler.send(vec![ws_msg(id, WsKind::Binary, &big)]);
+    assert_eq!(read_frame(&mut c), (0x82, big.clone()));
+    assert_eq!(
+        next_credit(&mut handler),
+        Credit {
+            id,
+            bytes: window as u32
+        }
+    );
+
+    // The same through a fanout, three times the window.
+    let text = "t".repeat(3 * window);
+    handler.send(vec![fanout(vec![id], WsKind::Text, text.as_bytes())]);
+    assert_eq!(read_frame(&mut c), (0x81, text.into_bytes()));
+    assert_eq!(
+        next_credit(&mut handler),
+        Credit {
+            id,
+            bytes: window as u32
+        }
+    );
+
+    // Ordinary messages follow as before. (A large message while credit is outstanding is a
+    // violation; the unit tests in `worker::ws_conn` check that deterministically.)
+    handler.send(vec![ws_msg(id, WsKind::Text, b"small")]);
+    assert_eq!(read_frame(&mut c), (0x81, b"small".to_vec()));
+    assert_eq!(next_credit(&mut handler), Credit { id, bytes: 5 });
+}

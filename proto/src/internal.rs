@@ -32,6 +32,18 @@
 //! needs [`ToConnmgr::Credit`] from the handler. Neither process therefore buffers more than the
 //! credits it granted, whatever the speed of the client or the backend.
 //!
+//! WebSocket messages are counted the same way (payload bytes), but a message is never split,
+//! so one larger than the whole window could never fit. The rule, in both directions: a message
+//! larger than the window may be sent only when the sender holds the whole window (nothing
+//! outstanding), and then nothing else is sent until credit comes back. Towards the client
+//! ([`ToConnmgr::WsMessage`], [`ToConnmgr::WsFanout`]; the window is the `Upgrade`'s
+//! `credits`) such a message costs exactly the window, and the connmgr credits the window back
+//! once the message is written. Towards the handler ([`ToHandler::WsMessage`]; the window is
+//! [`INITIAL_REQUEST_CREDITS`]) it costs its length, the connmgr's balance going negative until
+//! the handler's usual `Credit` for it. Either way each side holds at most one such message per
+//! stream, and messages up to the size limits (`--max-message-size` for client messages, the
+//! handler's for origin and published ones) always get through.
+//!
 //! # Liveness
 //!
 //! Every [`Packet`] carries the sender's `epoch`, a random number chosen at process start. A
@@ -144,7 +156,8 @@ pub enum ToHandler {
     Upgrade(RequestHead),
     /// A complete message from a WebSocket client (fragments reassembled, unmasked, text
     /// validated as UTF-8, decompressed). Its payload counts against the credits the handler
-    /// granted, like request body bytes.
+    /// granted, like request body bytes (one larger than the whole window: module docs, "Flow
+    /// control").
     WsMessage(WsMessage),
     /// The client sent a close frame. The handler answers with [`ToConnmgr::WsClose`] (usually
     /// after telling the backend); the connmgr closes the connection after sending it, or on its
@@ -178,13 +191,18 @@ pub enum ToConnmgr {
     /// `101 Switching Protocols` with its own `Sec-WebSocket-Accept` and extension headers plus
     /// these headers (e.g. `Sec-WebSocket-Protocol` chosen by the backend).
     WsAccept(WsAccept),
-    /// A message to send to a WebSocket client; its payload counts against the stream's credits.
+    /// A message to send to a WebSocket client; its payload counts against the stream's credits
+    /// (the `credits` of the `Upgrade` head are the window). A message larger than the window
+    /// costs the whole window and may only be sent while the handler holds all of it (module
+    /// docs, "Flow control"); anything else beyond the credits aborts the stream.
     WsMessage(WsMessage),
     /// Send a close frame to the client, then close the connection once the client answers
     /// (or at once if the client closed first).
     WsClose(WsClose),
     /// One message for many WebSocket streams on this worker: framed (and, where negotiated,
-    /// compressed) once per worker, counted against each stream's credits.
+    /// compressed) once per worker, counted against each stream's credits like a
+    /// [`ToConnmgr::WsMessage`] (a message larger than the window only for streams whose whole
+    /// window the handler holds).
     WsFanout(WsFanout),
 }
 
@@ -284,7 +302,9 @@ pub struct RequestHead {
     pub body: Bytes,
     /// More request body follows in [`ToHandler::Body`] messages.
     pub more: bool,
-    /// Response body bytes the handler may send before waiting for [`ToHandler::Credit`].
+    /// Response body bytes the handler may send before waiting for [`ToHandler::Credit`]. For
+    /// an `Upgrade` this is also the WebSocket window: a larger message costs exactly this much
+    /// (module docs, "Flow control").
     pub credits: u32,
 }
 

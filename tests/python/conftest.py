@@ -202,9 +202,11 @@ class Proxy:
 
     def log(self):
         text = ""
-        for path in [self.log_path] + [
-            os.path.join(self.dir, "log", n) for n in os.listdir(os.path.join(self.dir, "log"))
-        ]:
+        try:
+            logs = os.listdir(os.path.join(self.dir, "log"))
+        except OSError:
+            logs = []
+        for path in [self.log_path] + [os.path.join(self.dir, "log", n) for n in logs]:
             try:
                 with open(path) as f:
                     text += f.read()
@@ -230,8 +232,16 @@ def backend():
     b.stop()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Keeps each phase's report on the test item, so fixtures can tell a failed test.
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report
+
+
 @pytest.fixture
-def make_proxy():
+def make_proxy(request):
     proxies = []
 
     def make(routes, **kwargs):
@@ -240,7 +250,12 @@ def make_proxy():
         return p
 
     yield make
+    failed = getattr(request.node, "rep_call", None)
     for p in proxies:
+        if failed is not None and failed.failed:
+            # The proxy's own account of a failure ends up in the test report.
+            alive = "running" if p.process.poll() is None else f"exited {p.process.returncode}"
+            print(f"--- proxy on port {p.port} ({alive}) log:\n{p.log()[-6000:]}")
         p.stop()
 
 

@@ -18,11 +18,6 @@ from websockets.sync.client import connect
 
 from conftest import TARGET, free_port
 
-holdfast_todo = pytest.mark.skipif(
-    TARGET != "pushpin", reason="needs a connmgr/WsOut change (see test docstring)"
-)
-
-
 class WsBackend:
     """A `websockets` server in its own thread. `handler(conn, log)` is an async function;
     `log` is a list the test can inspect. `grip` adds `Sec-WebSocket-Extensions: grip...` to
@@ -276,20 +271,27 @@ def test_grip_mode_prefix_control_and_detach(make_proxy, ws_backends):
     assert ("msg", "after detach") not in b.log
 
 
-@holdfast_todo
 def test_message_larger_than_the_response_window(make_proxy, ws_backends):
-    """A 200000-byte backend message: beyond the connmgr's response window (64 KiB), so
-    `WsOut::message` never gathers enough credits and the connmgr rejects a message beyond
-    credits. Needs the connmgr to take one oversized message when nothing is outstanding (as it
-    does for client messages) and `WsOut::message` to send it then."""
+    """Backend messages beyond the connmgr's response window (64 KiB) pass whole, in order,
+    interleaved with small ones: a larger message waits until the whole window is back and
+    then goes alone (the rule in proto/src/internal.rs, "Flow control")."""
 
     async def big(conn, log):
         async for msg in conn:
             await conn.send("z" * 200000)
+            await conn.send("small")
+            await conn.send(b"\x01" * 100000)
 
     b = ws_backends(big)
     proxy = make_proxy([f"*,proto=ws 127.0.0.1:{b.port}"])
     with connect(url(proxy), ping_interval=None, max_size=None) as ws:
+        for _ in range(3):
+            ws.send("go")
+        for _ in range(3):
+            assert ws.recv(timeout=10) == "z" * 200000
+            assert ws.recv(timeout=10) == "small"
+            assert ws.recv(timeout=10) == b"\x01" * 100000
+        # The connection still carries small messages both ways afterwards.
         ws.send("go")
         assert len(ws.recv(timeout=10)) == 200000
 

@@ -37,8 +37,9 @@
 //!
 //! # Timeouts
 //!
-//! Apart from the short linger after the last response, the only connection timer is the
-//! inactivity timeout (`--stream-timeout`, default 1800 s, as in Pushpin). It restarts whenever
+//! Apart from the short linger after the last response and the header timeout below, the only
+//! connection timer is the inactivity timeout (`--stream-timeout`, default 1800 s, as in
+//! Pushpin). It restarts whenever
 //! bytes are read from *or written to* the client socket (Pushpin refreshes on socket I/O too),
 //! so a stream hold that gets a publish or a keep-alive now and then never expires, and a
 //! response hold lasts until its response or this timeout. Nothing limits how long a request
@@ -46,6 +47,12 @@
 //! socket (body queued behind a client that does not read) do not count as activity. The worker
 //! also fails in-flight streams when the *handler* falls silent (see the worker module), which a
 //! live handler prevents with its heartbeats.
+//!
+//! A request head must be complete within [`HEADER_TIMEOUT`] of its first byte (or the
+//! inactivity timeout, if shorter), else the client gets a `408` and the connection closes.
+//! Pushpin has no such limit: a client trickling one header byte now and then (slowloris) keeps
+//! refreshing the inactivity timeout and holds its connection for hours. An idle keep-alive
+//! connection that has sent nothing of a next request is not affected.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -58,7 +65,7 @@ use holdfast_proto::internal::{
 use tracing::{debug, warn};
 
 use super::ctx::Ctx;
-use super::stream::{push_body, push_fanout, take_body, FanoutOutcome, RequestBody, Resp, Stream};
+use super::stream::{push_body, take_body, RequestBody, Resp, Stream};
 use super::transport::{Peer, Transport};
 use super::write_queue::{Segment, WriteQueue};
 use super::ws_conn::{is_handshake_header, WsSession};
@@ -72,6 +79,12 @@ pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Input discarded while lingering before the connection is simply closed.
 const LINGER_MAX_DISCARD: usize = 64 * 1024;
+
+/// Longest time from the first byte of a request head to its end (see "Timeouts" above).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The body of the `408` sent when a request head takes longer than [`HEADER_TIMEOUT`].
+pub const HEADER_TIMEOUT_BODY: &str = "Request header not received in time.\n";
 
 /// The body of the `502` sent when the handler cannot answer (reference §4.11).
 pub const BAD_GATEWAY_BODY: &str = "Error while proxying to origin.\n";
@@ -104,18 +117,6 @@ enum ReadOutcome {
     Eof,
 }
 
-/// What [`Conn::on_fanout`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FanoutDelivery {
-    /// What to do with the connection.
-    pub status: Status,
-    /// What happened to the payload.
-    pub outcome: FanoutOutcome,
-    /// Written bytes wait to be credited back: call [`Conn::flush_credit`] once the handler's
-    /// packet has been applied.
-    pub credit_deferred: bool,
-}
-
 /// A client connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -135,6 +136,8 @@ pub struct Conn {
     /// The open WebSocket (while the handler has its stream).
     pub(super) ws: Option<Box<WsSession>>,
     last_activity: Instant,
+    /// When the first byte of the request head being read arrived (`Phase::Head` only).
+    head_since: Option<Instant>,
     timer_tick: Option<u64>,
     discarded: usize,
 }
@@ -158,6 +161,7 @@ impl Conn {
             stream: None,
             ws: None,
             last_activity: now,
+            head_since: None,
             timer_tick: None,
             discarded: 0,
         }
@@ -219,8 +223,15 @@ impl Conn {
                 .as_ref()
                 .and_then(|ws| ws.grace_deadline())
                 .map_or(inactive, |t| t.min(inactive)),
+            Phase::Head => self.head_deadline(cx).map_or(inactive, |t| t.min(inactive)),
             _ => inactive,
         }
+    }
+
+    /// When the request head being read must be complete, if one has begun.
+    fn head_deadline(&self, cx: &Ctx) -> Option<Instant> {
+        self.head_since
+            .map(|since| since + HEADER_TIMEOUT.min(cx.stream_timeout))
     }
 
     /// Socket readiness reported by the poller.
@@ -239,18 +250,12 @@ impl Conn {
     /// Makes all the progress currently possible: writes, phase changes, reads, parsing, body;
     /// then credits written response bytes back to the handler.
     pub fn drive(&mut self, slot: usize, cx: &mut Ctx) -> Status {
-        let status = self.drive_quiet(slot, cx);
-        if status == Status::Open {
-            self.return_credit(cx);
-        }
-        status
-    }
-
-    /// [`Self::drive`] without the credit return.
-    pub(super) fn drive_quiet(&mut self, slot: usize, cx: &mut Ctx) -> Status {
         let status = self.drive_inner(slot, cx);
-        if status == Status::Open && self.rbuf.is_some() && self.rstart == self.rend {
-            self.release_read_buffer(cx);
+        if status == Status::Open {
+            if self.rbuf.is_some() && self.rstart == self.rend {
+                self.release_read_buffer(cx);
+            }
+            self.return_credit(cx);
         }
         status
     }
@@ -457,71 +462,6 @@ impl Conn {
         self.drive(slot, cx)
     }
 
-    /// Appends fanout number `seq`'s payload to the open stream as a `Body` with `more: true`
-    /// would be (see [`push_fanout`]) and writes what the socket takes. The caller has matched the
-    /// stream id. Skips leave the connection untouched; a payload beyond the stream's credits
-    /// aborts it like an over-credit `Body`. Credit for the written bytes is held back (see
-    /// [`FanoutDelivery::credit_deferred`]) so that many fanouts in one packet cost one `Credit`.
-    pub fn on_fanout(
-        &mut self,
-        slot: usize,
-        data: &Bytes,
-        seq: u64,
-        cx: &mut Ctx,
-    ) -> FanoutDelivery {
-        let skipped = |outcome| FanoutDelivery {
-            status: Status::Open,
-            outcome,
-            credit_deferred: false,
-        };
-        let Some(stream) = self.stream.as_mut() else {
-            return skipped(FanoutOutcome::Finished);
-        };
-        let outcome = push_fanout(stream, &mut self.wq, data, seq, cx);
-        match outcome {
-            FanoutOutcome::Queued => {}
-            FanoutOutcome::OverCredit => {
-                return FanoutDelivery {
-                    status: self.handler_violation(
-                        slot,
-                        "response body beyond credits (fanout)",
-                        cx,
-                    ),
-                    outcome,
-                    credit_deferred: false,
-                };
-            }
-            FanoutOutcome::Duplicate | FanoutOutcome::NotStarted | FanoutOutcome::Finished => {
-                return skipped(outcome);
-            }
-        }
-        let status = self.drive_quiet(slot, cx);
-        let mut credit_deferred = false;
-        if status == Status::Open {
-            if let Some(stream) = self.stream.as_mut() {
-                if stream.resp_unacked > 0 && !stream.credit_deferred {
-                    stream.credit_deferred = true;
-                    credit_deferred = true;
-                }
-            }
-        }
-        FanoutDelivery {
-            status,
-            outcome,
-            credit_deferred,
-        }
-    }
-
-    /// Sends the credit [`Self::on_fanout`] held back, if stream `id` is still the open one.
-    pub fn flush_credit(&mut self, id: StreamId, cx: &mut Ctx) {
-        match (self.stream.as_mut(), self.ws.as_mut()) {
-            (Some(stream), _) if stream.id == id => stream.credit_deferred = false,
-            (None, Some(ws)) if ws.id == id => ws.credit_deferred = false,
-            _ => return,
-        }
-        self.return_credit(cx);
-    }
-
     /// True if the connection holds a pooled buffer (read buffer or write queue).
     #[cfg(test)]
     pub fn holds_buffers(&self) -> bool {
@@ -552,6 +492,18 @@ impl Conn {
         }
         if self.phase == Phase::WebSocket {
             return self.ws_timeout(slot, cx);
+        }
+        if self.phase == Phase::Head && self.head_deadline(cx).is_some_and(|t| cx.now >= t) {
+            debug!(peer = %self.peer, "request head not complete in time");
+            self.head_since = None;
+            self.send_error(
+                HttpVersion::Http11,
+                408,
+                "Request Timeout",
+                HEADER_TIMEOUT_BODY,
+                cx,
+            );
+            return self.drive(slot, cx);
         }
         if self.in_flight() {
             debug!(peer = %self.peer, "stream timed out");
@@ -657,8 +609,12 @@ impl Conn {
             return false;
         };
         let parsed = request::parse(&buf[self.rstart..self.rend], cx.buffer_size);
+        if !matches!(parsed, Ok(None)) {
+            self.head_since = None;
+        }
         match parsed {
             Ok(None) => {
+                self.head_since.get_or_insert(cx.now);
                 self.compact();
                 false
             }

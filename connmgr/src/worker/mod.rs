@@ -20,19 +20,19 @@
 //! subscriber on this worker). Each id is looked up by its slot in O(1); the payload is framed
 //! for each live stream whose response is streaming (chunk header + shared payload + CRLF for
 //! chunked responses, the raw bytes for close-delimited HTTP/1.0, within the remaining length
-//! for a `Content-Length` response) and written at once where the socket takes it, with no copy
-//! of the payload: every queue holds a refcount. It counts against each stream's credits like a
-//! `Body` with `more: true`, and a stream it would take beyond its credits is aborted like an
-//! over-credit `Body` (the others are unaffected). Ids of streams that are gone, not yet
-//! answered or already complete are skipped and counted; the per-worker totals appear in the
-//! debug log line of every fanout and when the worker stops. Credits for bytes a fanout wrote
-//! are returned once the whole packet has been applied, one `Credit` per stream however many
-//! fanouts the packet held.
+//! for a `Content-Length` response) and queued, with no copy of the payload: every queue holds a
+//! refcount. It counts against each stream's credits like a `Body` with `more: true`, and a
+//! stream it would take beyond its credits is aborted like an over-credit `Body` (the others
+//! are unaffected). Ids of streams that are gone, not yet answered or already complete are
+//! skipped and counted; the per-worker totals appear in the debug log line of every fanout and
+//! when the worker stops. The sockets are written once the pass has applied every handler
+//! packet waiting (step 3), once per connection however many fanouts reached it, and the
+//! written bytes go back as one `Credit` per stream (see the `fanout` module).
 //!
 //! A [`ToConnmgr::WsFanout`] is the same for WebSockets: the frame header is built once and the
 //! payload compressed at most once (for the connections that negotiated permessage-deflate,
 //! all with `server_no_context_takeover`), then the shared `Bytes` is queued on each listed
-//! WebSocket within its credits; the same skip, cut-off and deferred-credit rules apply.
+//! WebSocket within its credits; the same skip, cut-off and deferred-write rules apply.
 //!
 //! # Handler liveness
 //!
@@ -51,6 +51,7 @@
 
 mod conn;
 mod ctx;
+mod fanout;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -62,7 +63,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use holdfast_proto::internal::{
-    decode, encode, CloseReason, Fanout, Hello, Packet, StreamId, ToConnmgr, ToHandler, WsFanout,
+    decode, encode, CloseReason, Hello, Packet, StreamId, ToConnmgr, ToHandler,
     HEARTBEAT_INTERVAL_MS, PEER_TIMEOUT_MS,
 };
 use mio::net::{TcpListener, UnixListener};
@@ -71,11 +72,10 @@ use rustls::{ServerConfig, ServerConnection};
 use slab::Slab;
 use tracing::{debug, error, info, trace, warn};
 
-use self::conn::{Conn, FanoutDelivery, Status};
+use self::conn::{Conn, Status};
 use self::ctx::{Ctx, WsSettings};
-use self::stream::FanoutOutcome;
+use self::fanout::FanoutStats;
 use self::transport::{Peer, Transport};
-use self::ws_conn::OutFrame;
 use crate::config::MAX_LISTENERS;
 use crate::handler_link::{HandlerLink, LinkError};
 use crate::shutdown::{Phase, ShutdownState};
@@ -213,19 +213,6 @@ struct Listener {
     tls: Option<Arc<ServerConfig>>,
 }
 
-/// Running totals of the fanouts a worker applied (logged at debug level).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct FanoutStats {
-    /// Fanout messages received.
-    messages: u64,
-    /// Stream deliveries (payload queued for a stream).
-    delivered: u64,
-    /// Ids skipped: stream gone or unknown, response not started or complete, id repeated.
-    skipped: u64,
-    /// Streams aborted because the payload exceeded their credits.
-    cut_off: u64,
-}
-
 /// A worker's event loop and everything it owns.
 pub struct Worker {
     index: u16,
@@ -250,8 +237,9 @@ pub struct Worker {
     /// Sequence number of the last fanout applied (see `Stream::last_fanout`).
     fanout_seq: u64,
     fanout_stats: FanoutStats,
-    /// Streams whose credit return waits for the end of the current handler packet.
-    credit_due: Vec<(usize, StreamId)>,
+    /// Connections a fanout queued bytes on, written (and credited) once the handler input of
+    /// the pass has been applied (see the `fanout` module).
+    write_due: Vec<(usize, StreamId)>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -322,7 +310,7 @@ impl Worker {
             drain_deadline: None,
             fanout_seq: 0,
             fanout_stats: FanoutStats::default(),
-            credit_due: Vec::new(),
+            write_due: Vec::new(),
         })
     }
 
@@ -531,22 +519,28 @@ impl Worker {
         }
     }
 
+    /// Applies the handler packets waiting (at most [`RECV_BUDGET`]), then writes the
+    /// connections their fanouts queued bytes on, once each.
     fn service_link(&mut self) {
-        self.link_more = false;
+        self.link_more = true;
         for _ in 0..RECV_BUDGET {
             match self.link.recv() {
                 Ok(Some(msg)) => self.on_packet(&msg),
-                Ok(None) => return,
+                Ok(None) => {
+                    self.link_more = false;
+                    break;
+                }
                 Err(e) => {
                     warn!(worker = self.index, error = %e, "handler socket");
-                    return;
+                    self.link_more = false;
+                    break;
                 }
             }
             if self.cx.outbox_bytes() >= FLUSH_THRESHOLD {
                 self.flush_outbox();
             }
         }
-        self.link_more = true;
+        self.flush_fanout_writes();
     }
 
     fn on_packet(&mut self, bytes: &[u8]) {
@@ -584,7 +578,6 @@ impl Worker {
         for msg in packet.msgs {
             self.dispatch(msg);
         }
-        self.flush_credit_due();
     }
 
     fn dispatch(&mut self, msg: ToConnmgr) {
@@ -623,107 +616,6 @@ impl Worker {
             _ => Status::Open,
         };
         self.after(slot, status);
-    }
-
-    /// Appends one payload to every listed stream that can take it (see the module docs).
-    fn fanout(&mut self, fanout: Fanout) {
-        let Fanout { ids, data } = fanout;
-        self.fan_out("fanout", data.len(), ids, |conn, slot, seq, cx| {
-            conn.on_fanout(slot, &data, seq, cx)
-        });
-    }
-
-    /// Sends one WebSocket message to every listed stream that can take it: framed (and, for
-    /// connections with permessage-deflate, compressed) once, the same bytes queued on each.
-    fn ws_fanout(&mut self, fanout: WsFanout) {
-        let WsFanout { ids, kind, data } = fanout;
-        let bytes = data.len();
-        let mut out = match OutFrame::new(kind, data) {
-            Ok(out) => out,
-            Err(what) => {
-                warn!(
-                    worker = self.index,
-                    "handler protocol violation: {what} (WsFanout); dropped"
-                );
-                return;
-            }
-        };
-        self.fan_out("ws fanout", bytes, ids, |conn, slot, seq, cx| {
-            conn.on_ws_fanout(slot, &mut out, seq, cx)
-        });
-    }
-
-    /// The loop both fan-outs share: find each stream in O(1) by slot, hand it the payload with
-    /// `deliver`, count what happened, and defer credits until the packet is applied.
-    fn fan_out(
-        &mut self,
-        what: &'static str,
-        bytes: usize,
-        ids: Vec<StreamId>,
-        mut deliver: impl FnMut(&mut Conn, usize, u64, &mut Ctx) -> FanoutDelivery,
-    ) {
-        self.fanout_seq += 1;
-        let seq = self.fanout_seq;
-        let (mut delivered, mut skipped, mut cut_off) = (0u64, 0u64, 0u64);
-        for id in ids {
-            let Some(slot) = self.stream_slot(id) else {
-                trace!(worker = self.index, stream = %id, "{what}: stream gone; skipped");
-                skipped += 1;
-                continue;
-            };
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            let result = deliver(conn, slot, seq, &mut self.cx);
-            match result.outcome {
-                FanoutOutcome::Queued => delivered += 1,
-                FanoutOutcome::OverCredit => cut_off += 1,
-                other => {
-                    trace!(worker = self.index, stream = %id, "{what}: {}; skipped", other.as_str());
-                    skipped += 1;
-                }
-            }
-            if result.credit_deferred {
-                self.credit_due.push((slot, id));
-            }
-            self.after(slot, result.status);
-        }
-        self.record_fanout(what, bytes, delivered, skipped, cut_off);
-    }
-
-    fn record_fanout(
-        &mut self,
-        what: &str,
-        bytes: usize,
-        delivered: u64,
-        skipped: u64,
-        cut_off: u64,
-    ) {
-        let stats = &mut self.fanout_stats;
-        stats.messages += 1;
-        stats.delivered += delivered;
-        stats.skipped += skipped;
-        stats.cut_off += cut_off;
-        debug!(
-            worker = self.index,
-            bytes,
-            delivered,
-            skipped,
-            cut_off,
-            total_delivered = stats.delivered,
-            total_skipped = stats.skipped,
-            total_cut_off = stats.cut_off,
-            "{what}"
-        );
-    }
-
-    /// Returns the credit fanouts held back while the packet was applied.
-    fn flush_credit_due(&mut self) {
-        for (slot, id) in self.credit_due.drain(..) {
-            if let Some(conn) = self.conns.get_mut(slot) {
-                conn.flush_credit(id, &mut self.cx);
-            }
-        }
     }
 
     fn stream_slot(&self, id: StreamId) -> Option<usize> {

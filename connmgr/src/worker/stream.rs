@@ -72,8 +72,9 @@ pub(super) struct Stream {
     ///
     /// [`Fanout`]: holdfast_proto::internal::Fanout
     pub(super) last_fanout: u64,
-    /// The worker holds this stream's credit return until the end of the handler packet being
-    /// applied (so several fanouts in one packet cost one `Credit`).
+    /// Registered for the worker's fanout write flush at the end of the loop pass (see the
+    /// `fanout` module); set while fanout bytes wait unwritten, so several fanouts in one pass
+    /// cost one write and one `Credit`.
     pub(super) credit_deferred: bool,
     /// A valid WebSocket upgrade waiting for the handler's `WsAccept` (or its rejection).
     pub(super) upgrade: Option<Box<Accepted>>,

@@ -1,16 +1,15 @@
-//! A connection driven over a real loopback socket: held streams, fanout delivery, buffers and
-//! deferred credit, without the event loop or the handler socket.
+//! A connection driven over a real loopback socket: held streams and their buffers, without the
+//! event loop or the handler socket (fanout delivery is tested in the `fanout` module).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use holdfast_proto::internal::{ResponseHead, StreamId, ToHandler};
+use holdfast_proto::internal::{Body, ResponseHead, StreamId, ToHandler};
 
 use super::conn::{Conn, Status};
 use super::ctx::Ctx;
-use super::stream::FanoutOutcome;
 use super::transport::{Peer, Transport};
 
 const SLOT: usize = 0;
@@ -83,7 +82,7 @@ fn credits(msgs: &[ToHandler]) -> Vec<(StreamId, u32)> {
 }
 
 #[test]
-fn held_streams_own_no_buffers_and_fanout_credit_waits_for_the_flush() {
+fn held_streams_own_no_buffers() {
     let mut cx = cx(65536);
     let (mut conn, mut client) = pair();
     client
@@ -104,77 +103,21 @@ fn held_streams_own_no_buffers_and_fanout_credit_waits_for_the_flush() {
     // Stream hold between publishes: still nothing held.
     assert!(!conn.holds_buffers());
 
-    let data = Bytes::from_static(b"hello");
-    for seq in 1..=3 {
-        let r = conn.on_fanout(SLOT, &data, seq, &mut cx);
-        assert_eq!((r.status, r.outcome), (Status::Open, FanoutOutcome::Queued));
-        assert_eq!(r.credit_deferred, seq == 1, "registered once until flushed");
+    for _ in 0..3 {
+        let body = Body {
+            id,
+            data: Bytes::from_static(b"hello"),
+            more: true,
+        };
+        assert_eq!(conn.on_body(SLOT, body, &mut cx), Status::Open);
         assert!(!conn.holds_buffers(), "written at once, queue given back");
+        // A `Body` is credited back as soon as it reaches the socket.
+        assert_eq!(credits(&cx.take_outbox()), [(id, 5)]);
     }
     assert_eq!(
         read_exactly(&mut client, 30),
         b"5\r\nhello\r\n5\r\nhello\r\n5\r\nhello\r\n"
     );
-    assert!(
-        credits(&cx.take_outbox()).is_empty(),
-        "credit held until the packet ends"
-    );
-    conn.flush_credit(id, &mut cx);
-    assert_eq!(credits(&cx.take_outbox()), [(id, 15)]);
-    // A stale id never releases another stream's credit.
-    let r = conn.on_fanout(SLOT, &data, 4, &mut cx);
-    assert!(r.credit_deferred);
-    conn.flush_credit(StreamId::new(0, 999), &mut cx);
-    assert!(credits(&cx.take_outbox()).is_empty());
-    conn.flush_credit(id, &mut cx);
-    assert_eq!(credits(&cx.take_outbox()), [(id, 5)]);
-}
-
-#[test]
-fn a_blocked_client_queues_the_shared_payload_then_gives_the_queue_back() {
-    let window = 1 << 20;
-    let mut cx = cx(window);
-    let (mut conn, mut client) = pair();
-    client.write_all(b"GET /s HTTP/1.0\r\n\r\n").unwrap();
-    let id = read_request(&mut conn, &mut cx);
-    assert_eq!(
-        conn.on_response(SLOT, streaming_head(id), &mut cx),
-        Status::Open
-    );
-    let head = "HTTP/1.0 200 OK\r\n\r\n";
-    assert_eq!(read_exactly(&mut client, head.len()), head.as_bytes());
-
-    // The client stops reading: fan out until the socket refuses and bytes stay queued.
-    let data = Bytes::from(vec![b'p'; 65536]);
-    let mut sent = 0usize;
-    let mut seq = 0;
-    while !conn.holds_buffers() {
-        seq += 1;
-        assert!(seq < 2000, "the socket never blocked");
-        let r = conn.on_fanout(SLOT, &data, seq, &mut cx);
-        assert_eq!(r.outcome, FanoutOutcome::Queued);
-        sent += data.len();
-        conn.flush_credit(id, &mut cx);
-    }
-    let reader = std::thread::spawn(move || {
-        let got = read_exactly(&mut client, sent);
-        assert!(
-            got.iter().all(|&b| b == b'p'),
-            "close-delimited: raw payload bytes only"
-        );
-        client
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while conn.holds_buffers() {
-        assert_eq!(conn.on_ready(SLOT, false, true, &mut cx), Status::Open);
-        assert!(Instant::now() < deadline, "queue never drained");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let _client = reader.join().unwrap();
-    let credited: u64 = credits(&cx.take_outbox())
-        .iter()
-        .map(|&(_, n)| u64::from(n))
-        .sum();
-    // Everything fanned out has been credited back, as it reached the socket.
-    assert_eq!(credited, sent as u64);
+    assert!(!conn.holds_buffers());
+    assert_eq!(cx.buffers.in_use(), 0);
 }

@@ -37,8 +37,11 @@
 //! compressed at most once (every deflate connection negotiated `server_no_context_takeover`,
 //! so one compressed payload suits them all), and the same `Bytes` is queued on each
 //! connection. Payload bytes count against the credits the handler was granted; they are
-//! credited back as each whole message reaches the socket. A message beyond a stream's credits
-//! aborts only that stream.
+//! credited back as each whole message reaches the socket. A message larger than the whole
+//! window costs exactly the window, so the handler can send it only when it holds every credit
+//! (nothing outstanding) and the connection then holds that one message alone; its credit comes
+//! back, the whole window at once, when its last byte reaches the socket. A message beyond a
+//! stream's credits aborts only that stream.
 //!
 //! # Closing
 //!
@@ -63,7 +66,7 @@ use holdfast_proto::internal::{
 };
 use tracing::{debug, warn};
 
-use super::conn::{Conn, FanoutDelivery, Phase, Status};
+use super::conn::{Conn, Phase, Status};
 use super::ctx::Ctx;
 use super::stream::{FanoutOutcome, RequestBody, Resp, Stream};
 use super::write_queue::{Segment, WriteQueue};
@@ -181,9 +184,14 @@ pub(super) struct WsSession {
     in_credits: i64,
     /// Message bytes the handler may still send.
     out_avail: u32,
+    /// The response window the handler was granted (the `credits` of the `Upgrade`): a larger
+    /// message costs exactly this much and is only accepted when `out_avail` is all of it.
+    window: u32,
     /// Message bytes written but not yet credited back.
     out_unacked: u32,
-    /// The worker holds the credit return until the end of the handler packet.
+    /// A fanout queued bytes here that the worker writes in its flush at the end of the pass
+    /// (see the `fanout` module): the credit return waits for that flush, so the fanouts of
+    /// one pass cost one `Credit`.
     pub(super) credit_deferred: bool,
     /// Sequence number of the last fanout queued (see `Stream::last_fanout`).
     last_fanout: u64,
@@ -218,6 +226,7 @@ impl WsSession {
             pending: None,
             in_credits: i64::from(INITIAL_REQUEST_CREDITS),
             out_avail: window,
+            window,
             out_unacked: 0,
             credit_deferred: false,
             last_fanout: 0,
@@ -262,11 +271,6 @@ impl WsSession {
         let bytes = std::mem::take(&mut self.out_unacked);
         self.out_avail = self.out_avail.saturating_add(bytes);
         Some(bytes)
-    }
-
-    /// Written bytes wait to be credited back.
-    pub(super) fn has_unacked(&self) -> bool {
-        self.out_unacked > 0
     }
 
     /// Consumes client input (unmasking it in place), sending complete messages to the handler
@@ -412,19 +416,22 @@ impl WsSession {
         wq: &mut WriteQueue,
         cx: &mut Ctx,
     ) -> Result<bool, &'static str> {
-        let len = out.credit_len();
-        if len > self.out_avail as usize {
+        // A message larger than the window costs the whole window (the rule of
+        // `internal::WsMessage`): the handler may send it only when it holds every credit.
+        let cost = out.credit_len().min(self.window as usize);
+        if cost > self.out_avail as usize {
             return Err("WebSocket message beyond credits");
         }
         if matches!(self.closing, Closing::ByServer { .. }) {
             return Ok(false);
         }
-        // len <= out_avail, a u32.
-        self.out_avail -= len as u32;
+        // cost <= out_avail, a u32.
+        let cost = cost as u32;
+        self.out_avail -= cost;
         let (header, payload) = out.wire(self.deflate, cx);
         self.push(wq, header.as_bytes(), payload, cx);
-        if len > 0 {
-            self.acks.push_back((self.queued, len as u32));
+        if cost > 0 {
+            self.acks.push_back((self.queued, cost));
         }
         Ok(true)
     }
@@ -663,55 +670,6 @@ impl Conn {
             self.phase = Phase::Finishing;
         }
         self.drive(slot, cx)
-    }
-
-    /// Queues fanout number `seq` on this connection's WebSocket (see [`Conn::on_fanout`]).
-    pub fn on_ws_fanout(
-        &mut self,
-        slot: usize,
-        out: &mut OutFrame,
-        seq: u64,
-        cx: &mut Ctx,
-    ) -> FanoutDelivery {
-        let skipped = |outcome| FanoutDelivery {
-            status: Status::Open,
-            outcome,
-            credit_deferred: false,
-        };
-        let Some(ws) = self.ws.as_mut() else {
-            return skipped(if self.stream.is_some() {
-                FanoutOutcome::NotStarted
-            } else {
-                FanoutOutcome::Finished
-            });
-        };
-        let outcome = ws.push_fanout(out, seq, &mut self.wq, cx);
-        match outcome {
-            FanoutOutcome::Queued => {}
-            FanoutOutcome::OverCredit => {
-                return FanoutDelivery {
-                    status: self.ws_violation("WebSocket message beyond credits (fanout)", cx),
-                    outcome,
-                    credit_deferred: false,
-                };
-            }
-            _ => return skipped(outcome),
-        }
-        let status = self.drive_quiet(slot, cx);
-        let mut credit_deferred = false;
-        if status == Status::Open {
-            if let Some(ws) = self.ws.as_mut() {
-                if ws.has_unacked() && !ws.credit_deferred {
-                    ws.credit_deferred = true;
-                    credit_deferred = true;
-                }
-            }
-        }
-        FanoutDelivery {
-            status,
-            outcome,
-            credit_deferred,
-        }
     }
 
     /// The timer fired past the deadline of a WebSocket: the closing handshake's grace period

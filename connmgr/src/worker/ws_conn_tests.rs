@@ -199,9 +199,36 @@ fn credits_come_back_per_whole_message_written() {
     assert_eq!(ws.take_credit(), Some(3));
     assert_eq!(ws.out_avail, 1000);
     assert_eq!(drain(&mut wq), b"\x82\x0512345\x82\x03678");
+}
 
-    let mut too_big = OutFrame::new(WsKind::Binary, Bytes::from(vec![0; 1001])).unwrap();
-    assert!(ws.push_message(&mut too_big, &mut wq, &mut cx).is_err());
+#[test]
+fn a_message_larger_than_the_window_costs_the_whole_window() {
+    let mut cx = cx();
+    let mut ws = session(&cx, false);
+    let mut wq = WriteQueue::default();
+    let big = || OutFrame::new(WsKind::Binary, Bytes::from(vec![7; 2500])).unwrap();
+    let small = || OutFrame::new(WsKind::Text, Bytes::from_static(b"x")).unwrap();
+
+    // With credit outstanding it breaks the credits.
+    assert_eq!(ws.push_message(&mut small(), &mut wq, &mut cx), Ok(true));
+    assert!(ws.push_message(&mut big(), &mut wq, &mut cx).is_err());
+    let first = drain(&mut wq);
+    ws.on_written(first.len());
+    assert_eq!(ws.take_credit(), Some(1));
+
+    // With the whole window held it goes, alone: nothing else fits until it is written.
+    assert_eq!(ws.push_message(&mut big(), &mut wq, &mut cx), Ok(true));
+    assert_eq!(ws.out_avail, 0);
+    assert!(ws.push_message(&mut small(), &mut wq, &mut cx).is_err());
+    let wire = drain(&mut wq);
+    assert_eq!(&wire[..4], &[0x82, 126, 0x09, 0xc4]);
+    assert_eq!(wire.len(), 4 + 2500);
+    ws.on_written(wire.len() - 1);
+    assert_eq!(ws.take_credit(), None, "credited once wholly written");
+    ws.on_written(1);
+    assert_eq!(ws.take_credit(), Some(1000), "the window, not the length");
+    assert_eq!(ws.out_avail, 1000);
+    assert_eq!(ws.push_message(&mut small(), &mut wq, &mut cx), Ok(true));
 }
 
 #[test]

@@ -74,6 +74,11 @@ pub struct Inflater {
     no_context_takeover: bool,
     /// The current message ended in a final DEFLATE block: ignore the rest of its input.
     ended: bool,
+    /// The current message has had payload bytes. An empty compressed payload is an empty
+    /// message: the tail alone is not a complete DEFLATE block (its first byte reads as a
+    /// stored-block header and the length is cut short), so feeding it would leave a kept
+    /// context in the middle of a block and garble the next message (found by fuzzing).
+    received: bool,
 }
 
 impl Inflater {
@@ -83,6 +88,7 @@ impl Inflater {
             state: None,
             no_context_takeover: client_no_context_takeover,
             ended: false,
+            received: false,
         }
     }
 
@@ -97,6 +103,7 @@ impl Inflater {
         if self.ended || input.is_empty() {
             return Ok(());
         }
+        self.received = true;
         let state = self.state.get_or_insert_with(|| Decompress::new(false));
         match inflate(state, input, out, max_len) {
             Ok(ended) => {
@@ -114,8 +121,12 @@ impl Inflater {
     /// flushes the remaining output into `out` (still bounded by `max_len`).
     pub fn finish(&mut self, out: &mut Vec<u8>, max_len: usize) -> Result<(), DeflateError> {
         let ended = std::mem::replace(&mut self.ended, false);
+        let received = std::mem::replace(&mut self.received, false);
         let result = if ended {
             Ok(true)
+        } else if !received {
+            // An empty message: nothing to decompress, the context is left as it was.
+            Ok(false)
         } else {
             let state = self.state.get_or_insert_with(|| Decompress::new(false));
             inflate(state, &DEFLATE_TAIL, out, max_len)
@@ -233,8 +244,10 @@ impl MessageCompressor {
     /// in a frame (or fragments) whose first frame has RSV1 set.
     pub fn compress(&mut self, payload: &[u8]) -> Result<Bytes, DeflateError> {
         if payload.is_empty() {
-            // An empty payload: the receiver's tail alone is an empty stored block.
-            return Ok(Bytes::new());
+            // RFC 7692 §7.2.3.6: a single 0x00, which with the receiver's tail is a complete
+            // empty stored block. An empty payload would leave the tail alone, an incomplete
+            // block that garbles the next message of a receiver keeping its context.
+            return Ok(Bytes::from_static(&[0x00]));
         }
         if !self.context_takeover {
             self.compress.reset();
@@ -384,7 +397,7 @@ mod tests {
     #[test]
     fn empty_message() {
         // RFC 7692 §7.2.3.6: an empty payload is the receiver's tail alone.
-        assert_eq!(compress_message(b"").unwrap().len(), 0);
+        assert_eq!(compress_message(b"").unwrap()[..], [0x00]);
         assert_eq!(inflate_one(b"").unwrap(), b"");
         assert_eq!(inflate_one(&[0x00]).unwrap(), b"");
     }
@@ -523,5 +536,33 @@ mod tests {
             .push(&compressed, &mut out, 14_999)
             .and_then(|()| inflater.finish(&mut out, 14_999));
         assert_eq!(result, Err(DeflateError::TooBig { max: 14_999 }));
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/ws_deflate.rs): with context takeover, an empty
+    /// compressed message (empty payload, so the tail alone) left the inflater inside a
+    /// stored-block header, and the next message came out garbled (209 bytes for 200).
+    #[test]
+    fn empty_message_keeps_the_context_intact() {
+        let data: Vec<u8> = (0..200u8).collect();
+        for empty in [&[][..], &[0x00][..]] {
+            let mut inflater = Inflater::new(false);
+            let mut c = MessageCompressor::with_context_takeover(DEFAULT_LEVEL);
+            let first = c.compress(b"first message").unwrap();
+            assert_eq!(
+                inflate_message(&mut inflater, &[&first]).unwrap(),
+                b"first message"
+            );
+            assert_eq!(inflate_message(&mut inflater, &[empty]).unwrap(), b"");
+            let next = c.compress(&data).unwrap();
+            assert_eq!(inflate_message(&mut inflater, &[&next]).unwrap(), data);
+        }
+        // The compressor's own empty message is the RFC's single 0x00 and keeps a receiver
+        // with context in step as well.
+        let mut c = MessageCompressor::with_context_takeover(DEFAULT_LEVEL);
+        let mut inflater = Inflater::new(false);
+        for msg in [&b"abc"[..], b"", &data, b"", b"abc"] {
+            let z = c.compress(msg).unwrap();
+            assert_eq!(inflate_message(&mut inflater, &[&z]).unwrap(), msg);
+        }
     }
 }

@@ -7,13 +7,14 @@
 //! [`IO_TIMEOUT`] to receive a request. A publish is validated whole (proto's
 //! `parse_publish_body`) before any item is delivered.
 
+pub mod check;
 pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_proto::publish::parse_publish_body;
+use holdfast_proto::publish::{parse_publish_body, PublishError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -137,7 +138,10 @@ impl ControlServer {
         match normalize_path(path) {
             "/" => (Answer::text(200, "Pushpin API"), None),
             "/publish" if method != "POST" => (Answer::method_not_allowed(method), None),
-            "/publish" => match parse_publish_body(body) {
+            "/publish" => match parse_publish_body(body).and_then(|items| {
+                check::check_items(&items).map_err(PublishError::Item)?;
+                Ok(items)
+            }) {
                 Err(err) => (Answer::text(400, &err.to_string()), None),
                 Ok(items) => {
                     let n = items.len();

@@ -4,7 +4,9 @@
 //! delayed sends) and the hub (publishes). Both spend the same response credits, taken from
 //! the stream's [`Inbox`]. The hub, under its lock, takes the fast path when it can: nothing is
 //! queued, the task is not in the middle of sending a queued entry, and the credits for the
-//! whole message are there; the message then joins the worker's one `WsFanout`. Otherwise the
+//! whole message are there (for a message larger than the response window: the whole window,
+//! i.e. nothing outstanding, see [`Inbox::try_take_message`]); the message then joins the
+//! worker's one `WsFanout`. Otherwise the
 //! entry waits here, in order, and the task sends it when credits return. Because the fast
 //! path is only taken when the queue is empty and no queued entry is being sent, publishes
 //! reach the client in publish order.
@@ -92,7 +94,7 @@ impl WsSink {
         if st.closed {
             return SinkOffer::Dropped;
         }
-        if st.queue.is_empty() && !st.busy && self.credits.try_take_exact(data.len()) {
+        if st.queue.is_empty() && !st.busy && self.credits.try_take_message(data.len()) {
             st.last_output = now;
             return SinkOffer::SendNow;
         }
@@ -194,6 +196,38 @@ mod tests {
         s.credits.add_credits(100);
         assert_eq!(s.offer(WsKind::Text, &MSG, now), SinkOffer::Queued);
         assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_window_takes_the_fast_path_only_with_the_whole_window() {
+        let s = sink(100);
+        let now = Instant::now();
+        let big = Bytes::from(vec![b'z'; 250]);
+        assert_eq!(s.credits.message_cost(big.len()), 100);
+        assert_eq!(s.credits.message_cost(MSG.len()), 5);
+        // Some of the window is outstanding: it queues, and so does what follows it.
+        assert!(s.credits.try_take_message(MSG.len()));
+        assert_eq!(s.offer(WsKind::Text, &big, now), SinkOffer::Queued);
+        s.credits.add_credits(5);
+        assert_eq!(s.offer(WsKind::Text, &MSG, now), SinkOffer::Queued);
+        assert_eq!(s.pop(), Some(Outgoing::Message(WsKind::Text, big.clone())));
+        assert!(
+            s.credits.try_take_message(big.len()),
+            "the whole window is back"
+        );
+        assert_eq!(
+            s.credits.try_take_credits(usize::MAX),
+            0,
+            "and all of it was taken"
+        );
+        s.sent(now);
+        assert_eq!(s.pop(), Some(Outgoing::Message(WsKind::Text, MSG)));
+        s.sent(now);
+
+        // Nothing outstanding and nothing queued: it goes at once, costing the whole window.
+        s.credits.add_credits(100);
+        assert_eq!(s.offer(WsKind::Binary, &big, now), SinkOffer::SendNow);
+        assert_eq!(s.offer(WsKind::Text, &MSG, now), SinkOffer::Queued);
     }
 
     #[test]

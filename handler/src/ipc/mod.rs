@@ -31,8 +31,22 @@ pub const OUTBOX_MAX_BYTES: usize = 32 * 1024 * 1024;
 const MESSAGE_OVERHEAD: usize = 64;
 
 /// The ZeroMQ routing identity of one connmgr worker (`<instance>-<worker>`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct WorkerId(Bytes);
+
+impl std::hash::Hash for WorkerId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// Byte equality, with a shortcut for two handles on the same bytes (clones of one identity),
+/// which is what the hub compares once per receiver when it groups a delivery by worker.
+impl PartialEq for WorkerId {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.as_ptr() == other.0.as_ptr() && self.0.len() == other.0.len()) || self.0 == other.0
+    }
+}
 
 impl WorkerId {
     /// Wraps a routing identity.

@@ -26,7 +26,7 @@ pub mod test_target;
 use std::sync::Arc;
 
 use holdfast_proto::config::ProxyConfig;
-use holdfast_proto::internal::RequestHead;
+use holdfast_proto::internal::{RequestHead, StreamId};
 use holdfast_proto::routes::{Route, RouteRequest, RouteTable, TargetKind};
 
 use self::grip_flow::GripSession;
@@ -42,7 +42,7 @@ use crate::grip::cors::CorsRequest;
 use crate::grip::hub::{HubConfig, Resume, ResumeKind};
 use crate::grip::sign::Signer;
 use crate::grip::GripRuntime;
-use crate::ipc::Outbox;
+use crate::ipc::{Outbox, WorkerId};
 use crate::routes::Routes;
 use crate::session::{resume_held, Inbox, SessionGuard, SessionKey, SessionSpawner, StreamOut};
 
@@ -187,6 +187,13 @@ impl SessionSpawner for Proxy {
         self.ctx
             .grip
             .with(|hub, now, fx| hub.credit(key, bytes, now, fx));
+    }
+
+    fn held_credits(&self, worker: &WorkerId, credits: &[(StreamId, u32)]) {
+        // One hub lock for a whole run of credits (one per subscriber after a fan-out).
+        self.ctx
+            .grip
+            .with(|hub, now, fx| hub.credits(worker, credits, now, fx));
     }
 
     fn held_closed(&self, key: &SessionKey) {

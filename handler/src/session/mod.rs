@@ -70,6 +70,9 @@ struct InboxState {
     window: u64,
     /// Response body bytes the session may still send.
     credits: u64,
+    /// The response credits the stream started with (the connmgr's whole window): a WebSocket
+    /// message larger than this costs exactly this much (see [`Inbox::try_take_message`]).
+    resp_window: u64,
     /// Set when the stream is being torn down; the body reader then fails.
     closed: bool,
     /// The request body reader waiting for data.
@@ -79,6 +82,17 @@ struct InboxState {
     /// went by.
     captured: Option<Vec<Bytes>>,
     captured_len: usize,
+}
+
+impl InboxState {
+    /// See [`Inbox::message_cost`]. Without a window (an inbox that started with no credits,
+    /// e.g. a resumed hold) a message costs its length.
+    fn message_cost(&self, len: usize) -> u64 {
+        match self.resp_window {
+            0 => len as u64,
+            window => (len as u64).min(window),
+        }
+    }
 }
 
 /// Request body bytes remembered for GRIP retries (Pushpin's limit: a larger request body
@@ -106,6 +120,7 @@ impl Inbox {
             received: head_body.len() as u64,
             window: u64::from(INITIAL_REQUEST_CREDITS),
             credits: u64::from(credits),
+            resp_window: u64::from(credits),
             captured: Some(Vec::new()),
             ..InboxState::default()
         };
@@ -257,6 +272,32 @@ impl Inbox {
         let mut st = self.lock();
         if st.credits >= n as u64 {
             st.credits -= n as u64;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The response credits the stream started with (a WebSocket's whole window).
+    pub fn response_window(&self) -> u64 {
+        self.lock().resp_window
+    }
+
+    /// What a WebSocket message of `len` payload bytes costs in credits: its length, or the
+    /// whole window for a message larger than the window (the rule of
+    /// [`holdfast_proto::internal::WsMessage`]).
+    pub fn message_cost(&self, len: usize) -> u64 {
+        self.lock().message_cost(len)
+    }
+
+    /// Takes the credits for a WebSocket message of `len` bytes if they are all there (all or
+    /// nothing): `len` credits, or for a message larger than the window the whole window, which
+    /// the inbox only holds when nothing is outstanding.
+    pub fn try_take_message(&self, len: usize) -> bool {
+        let mut st = self.lock();
+        let cost = st.message_cost(len);
+        if st.credits >= cost {
+            st.credits -= cost;
             true
         } else {
             false
@@ -477,6 +518,8 @@ impl SessionTable {
         self.count -= 1;
         if streams.is_empty() {
             self.workers.remove(&key.worker);
+        } else {
+            crate::grip::hub::shrink_sparse(streams);
         }
         self.closed(&key.worker, key.id);
         Some(entry)
@@ -648,6 +691,20 @@ pub trait SessionSpawner: Send + Sync + 'static {
     /// Response credits for a held stream (see [`SessionGuard::into_held`]).
     fn held_credit(&self, _key: &SessionKey, _bytes: u32) {}
 
+    /// Response credits for several held streams of one worker, in order (a run of `Credit`
+    /// messages in one packet, typically one per subscriber after a fan-out). The default
+    /// hands them to [`SessionSpawner::held_credit`] one by one; an implementation can apply
+    /// them all under one lock.
+    fn held_credits(&self, worker: &WorkerId, credits: &[(StreamId, u32)]) {
+        for &(id, bytes) in credits {
+            let key = SessionKey {
+                worker: worker.clone(),
+                id,
+            };
+            self.held_credit(&key, bytes);
+        }
+    }
+
     /// A held stream ended on the client side (or its worker went away).
     fn held_closed(&self, _key: &SessionKey) {}
 
@@ -702,11 +759,7 @@ impl<S: SessionSpawner> Dispatcher<S> {
     pub async fn run(self, mut inbound: mpsc::Receiver<Inbound>) {
         while let Some(event) = inbound.recv().await {
             match event {
-                Inbound::Messages { worker, msgs } => {
-                    for msg in msgs {
-                        self.handle(&worker, msg);
-                    }
-                }
+                Inbound::Messages { worker, msgs } => self.handle_batch(&worker, msgs),
                 Inbound::WorkerGone { worker, reason } => {
                     let entries = lock(&self.sessions).remove_worker(&worker);
                     if !entries.is_empty() {
@@ -726,6 +779,53 @@ impl<S: SessionSpawner> Dispatcher<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Handles one packet's messages in order. Consecutive `Credit`s (after a fan-out the
+    /// connmgr returns one per subscriber, side by side) are applied together: one table lookup
+    /// pass under one lock, and the held streams' share handed over in one call.
+    fn handle_batch(&self, worker: &WorkerId, msgs: Vec<ToHandler>) {
+        let mut run: Vec<(StreamId, u32)> = Vec::new();
+        for msg in msgs {
+            match msg {
+                ToHandler::Credit(credit) => run.push((credit.id, credit.bytes)),
+                other => {
+                    if !run.is_empty() {
+                        self.credits(worker, &run);
+                        run.clear();
+                    }
+                    self.handle(worker, other);
+                }
+            }
+        }
+        if !run.is_empty() {
+            self.credits(worker, &run);
+        }
+    }
+
+    /// Response credits for streams of `worker`: to the session's inbox, or to the GRIP hub for
+    /// a held stream.
+    fn credits(&self, worker: &WorkerId, run: &[(StreamId, u32)]) {
+        let mut inboxes = Vec::new();
+        let mut held = Vec::new();
+        {
+            let table = lock(&self.sessions);
+            let streams = table.workers.get(worker);
+            for &(id, bytes) in run {
+                match streams.and_then(|m| m.get(&id)).map(|e| e.inbox.clone()) {
+                    Some(Some(inbox)) => inboxes.push((inbox, bytes)),
+                    Some(None) => held.push((id, bytes)),
+                    None => tracing::debug!("credit for unknown stream {id} of {worker}"),
+                }
+            }
+        }
+        // Woken outside the table lock, as for every other message.
+        for (inbox, bytes) in inboxes {
+            inbox.add_credits(bytes);
+        }
+        if !held.is_empty() {
+            self.spawner.held_credits(worker, &held);
         }
     }
 
@@ -753,18 +853,7 @@ impl<S: SessionSpawner> Dispatcher<S> {
                     None => tracing::debug!("body for unknown stream {} of {worker}", body.id),
                 }
             }
-            ToHandler::Credit(credit) => {
-                let key = SessionKey {
-                    worker: worker.clone(),
-                    id: credit.id,
-                };
-                let inbox = lock(&self.sessions).get(&key).map(|e| e.inbox.clone());
-                match inbox {
-                    Some(Some(inbox)) => inbox.add_credits(credit.bytes),
-                    Some(None) => self.spawner.held_credit(&key, credit.bytes),
-                    None => tracing::debug!("credit for unknown stream {} of {worker}", credit.id),
-                }
-            }
+            ToHandler::Credit(credit) => self.credits(worker, &[(credit.id, credit.bytes)]),
             ToHandler::Closed(closed) => {
                 let key = SessionKey {
                     worker: worker.clone(),

@@ -100,3 +100,29 @@ fn table_remove_respects_serial() {
     assert_eq!(table.remove_worker(&WorkerId::new("w")).len(), 2);
     assert!(table.is_empty());
 }
+
+/// Issue 7: once a crowd of streams ended, the table holds neither their entries nor the
+/// table sized for them, while the worker still has other streams.
+#[test]
+fn table_empties_and_shrinks_after_a_crowd() {
+    let worker = WorkerId::new(b"w".to_vec());
+    let key = |id: u64| SessionKey {
+        worker: worker.clone(),
+        id: StreamId(id),
+    };
+    let mut table = SessionTable::default();
+    table.insert(key(0), Arc::new(Inbox::new(Bytes::new(), false, 0)));
+    for id in 1..=2_000 {
+        table.insert(key(id), Arc::new(Inbox::new(Bytes::new(), false, 0)));
+    }
+    assert_eq!(table.len(), 2_001);
+    for id in 1..=2_000 {
+        assert!(table.remove(&key(id), None).is_some());
+    }
+    assert_eq!(table.len(), 1);
+    let streams = &table.workers[&worker];
+    assert_eq!(streams.len(), 1);
+    assert!(streams.capacity() < 1_024, "{}", streams.capacity());
+    assert!(table.remove(&key(0), None).is_some());
+    assert!(table.is_empty() && table.workers.is_empty());
+}

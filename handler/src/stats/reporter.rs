@@ -163,6 +163,7 @@ impl Reporter {
             }
             if change.closed {
                 if let Some(conn) = self.conns.remove(&id) {
+                    crate::grip::hub::shrink_sparse(&mut self.conns);
                     let due = minutes_started(conn.opened, now).saturating_sub(conn.minutes);
                     self.add_minutes(due);
                     if self.cfg.connection_send {

@@ -141,8 +141,13 @@ impl<'a> WsOut<'a> {
     }
 
     /// Sends a message once the stream holds credits for it; false if the client is gone.
+    ///
+    /// A message larger than the whole response window waits until every credit is back
+    /// (the connmgr then takes it and counts it as the whole window: see
+    /// [`holdfast_proto::internal::WsMessage`]), so at most one such message is in flight.
     pub async fn message(&mut self, kind: WsKind, data: Bytes) -> bool {
-        let need = data.len();
+        // At most data.len(), a usize.
+        let need = self.credits.message_cost(data.len()) as usize;
         while self.spare < need {
             if self.ws.is_gone() {
                 return false;

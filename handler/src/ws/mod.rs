@@ -1,29 +1,26 @@
 //! WebSockets on the handler side (reference §5): the connmgr announces a handshake with
 //! `ToHandler::Upgrade`; [`session::run`] selects the route (`websocket: true`) and serves it.
 //!
-//! # Status (issue 4)
+//! # Parts
 //!
-//! Done:
 //! - WebSocket-over-HTTP (`over_http` targets, [`woh`] state machine + [`session`] driver):
 //!   OPEN with Pushpin's headers ([`headers`]), rejection relayed as the handshake response,
 //!   `101` with the OPEN reply's headers, batched event POSTs with one request in flight,
 //!   `one_event`, in-order delivery of TEXT/BINARY/PING/PONG/CLOSE/DISCONNECT,
 //!   `Keep-Alive-Interval`, `Set-Meta-*`, retries (5, exponential), `DISCONNECT` when the
 //!   client vanishes (bounded by [`DISCONNECT_DEADLINE`]), GRIP mode from the OPEN reply
-//!   (`m:`/negotiated prefix stripped, unprefixed dropped, `c:` parsed; `detach` handled).
+//!   (`m:`/negotiated prefix stripped, unprefixed dropped, `c:` control messages).
 //! - Passthrough (targets without `over_http`, [`passthrough`]): backend WebSocket (`ws`/`wss`)
 //!   with Pushpin's handshake headers, next target on connect/TLS failure, rejection relayed as
 //!   1.36 does (status and body only), messages/pings/pongs/close codes both ways under
-//!   credits, GRIP mode from the backend's `101` through the shared [`conn::ConnState`].
+//!   credits, GRIP mode from the backend's `101`.
+//! - What both share ([`conn`]): the way back to the connmgr and the GRIP side of a
+//!   connection: registration in the hub, `sub=` implicit subscriptions, the control messages
+//!   (`subscribe`, `unsubscribe`, `set-meta`, `detach`, `keep-alive`, `send-delayed`,
+//!   `flush-delayed`), published `ws-message` items arriving through the connection's
+//!   [`crate::grip::wssink::WsSink`] (`action: close`, `action: refresh`).
 //! - The `test` target's `/ws` ([`test_ws`]): echo, subscriptions to `?channel=` (default
 //!   `test`) when GRIP is enabled, `404` for other paths.
-//!
-//! Not done yet (next session):
-//! - GRIP control messages other than `detach` (`subscribe`, `unsubscribe`, `set-meta`,
-//!   `keep-alive`, `send-delayed`, `flush-delayed`) and `sub=` implicit subscriptions: they
-//!   need WebSocket subscribers in the hub (`grip/hub`), which must also learn `ws-message`
-//!   delivery (one `WsFanout` per worker, per-connection credits/queue like stream holds,
-//!   `action: close` → `WsClose`). They are parsed and logged at debug level today.
 
 pub mod conn;
 pub mod headers;

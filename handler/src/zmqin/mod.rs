@@ -11,8 +11,9 @@
 //!   so an XPUB publisher sees `\x01<channel>` / `\x00<channel>` for exactly those channels.
 //!   Send HWM is unlimited so no subscription message is ever dropped.
 //!
-//! Both sockets live on one thread that polls them. Malformed or multi-frame messages are
-//! logged (rate-limited) and dropped, counted as `malformed` drops. A valid item goes into the
+//! Both sockets live on one thread that polls them. Malformed or multi-frame messages, and
+//! items whose `http-response` could not be written to a client ([`check_item`]), are logged
+//! (rate-limited) and dropped, counted as `malformed` drops. A valid item goes into the
 //! one publish pipeline ([`GripRuntime::publish`]) run from this thread with
 //! [`Handle::block_on`]; it waits only for the outbox back-pressure, during which the
 //! thread stops reading and ZeroMQ's queue (bounded by the HWM) holds the rest.
@@ -22,9 +23,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use holdfast_proto::publish::{parse_frame, PublishItem};
+use holdfast_proto::publish::{parse_frame, FrameError, PublishItem};
 use tokio::runtime::Handle;
 
+use crate::control::check::check_item;
 use crate::error::RunError;
 use crate::grip::GripRuntime;
 use crate::observe::{DropReason, Event, Observer, PublishInput};
@@ -315,7 +317,7 @@ impl Input {
             ));
             return None;
         }
-        match parse_frame(&frames[0], None) {
+        match checked(parse_frame(&frames[0], None)) {
             Ok(item) => Some(item),
             Err(err) => {
                 self.warn.warn(format_args!("IN pull: {err}; dropped"));
@@ -337,7 +339,7 @@ impl Input {
                 .warn(format_args!("IN sub: channel is not UTF-8; dropped"));
             return None;
         };
-        match parse_frame(&frames[1], Some(channel)) {
+        match checked(parse_frame(&frames[1], Some(channel))) {
             Ok(item) => Some(item),
             Err(err) => {
                 self.warn.warn(format_args!("IN sub: {err}; dropped"));
@@ -345,6 +347,13 @@ impl Input {
             }
         }
     }
+}
+
+/// A parsed item that can also be written to clients as it is (see [`check_item`]).
+fn checked(parsed: Result<PublishItem, FrameError>) -> Result<PublishItem, FrameError> {
+    let item = parsed?;
+    check_item(&item)?;
+    Ok(item)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! | `proxy` | plain keep-alive request throughput ([`proxy`]) |
 //! | `ws-echo` | N WebSocket clients echoing through a WebSocket-over-HTTP route ([`ws_echo`]) |
 //! | `ws-broadcast` | `fanout` over WebSockets (`ws-message` items, `c:` subscribe) ([`fanout`]) |
+//! | `churn` | a soak: N subscribers of every transport, a few % reconnecting per second, steady publishing; exactly-once, proxy closes, 5xx, memory ([`churn`]) |
 //! | `limit-server` | the no-proxy ceiling server ([`limit`]) |
 //! | `limit <scenario>` | a scenario against an in-process limit server ([`limit`]) |
 //!
@@ -33,6 +34,7 @@
 
 pub mod backend;
 pub mod channels;
+pub mod churn;
 pub mod fanout;
 pub mod hold;
 pub mod http;
@@ -109,6 +111,9 @@ enum Command {
     WsEcho(ws_echo::WsEchoArgs),
     /// N WebSocket subscribers on one channel, K `ws-message` items (`fanout --transport ws`).
     WsBroadcast(fanout::FanoutArgs),
+    /// Soak: subscribers of every transport churning while messages are published (needs an
+    /// `over_http` route for the WebSocket slots).
+    Churn(churn::ChurnArgs),
     /// Run the no-proxy limit server.
     LimitServer(ServeArgs),
     /// Run a scenario against an in-process limit server (URL and publish endpoint are ignored).
@@ -170,6 +175,7 @@ async fn run(command: Command) -> Result<Value, String> {
         Command::Proxy(a) => proxy::run(a).await,
         Command::WsEcho(a) => ws_echo::run(a).await,
         Command::WsBroadcast(a) => fanout::run_ws_broadcast(a).await,
+        Command::Churn(a) => churn::run(a).await,
         Command::Limit { scenario } => {
             let listener = http::listen("127.0.0.1:0")
                 .await

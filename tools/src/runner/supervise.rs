@@ -93,7 +93,7 @@ impl Supervisor {
                         Level::Error,
                         &format!("cannot start {}: {err}", spec.service.program()),
                     );
-                    stop_all(&mut running, &rx, &self.sink);
+                    stop_all(&mut running, &rx, &self.sink, Stop::Now);
                     return ExitCode::from(1);
                 }
             }
@@ -123,7 +123,7 @@ impl Supervisor {
                 }
                 Event::Signal(_) => {
                     self.sink.log(Level::Info, "stopping...");
-                    let clean = stop_all(running, rx, &self.sink);
+                    let clean = stop_all(running, rx, &self.sink, Stop::Drain);
                     self.sink.log(Level::Info, "stopped");
                     return if clean {
                         ExitCode::SUCCESS
@@ -136,12 +136,12 @@ impl Supervisor {
                     self.sink.log(
                         Level::Error,
                         &format!(
-                            "{} exited unexpectedly ({}); stopping the other processes",
+                            "{} exited unexpectedly ({}); stopping the other processes now",
                             service.program(),
                             describe(&status)
                         ),
                     );
-                    stop_all(running, rx, &self.sink);
+                    stop_all(running, rx, &self.sink, Stop::Now);
                     return ExitCode::from(1);
                 }
             }
@@ -196,11 +196,28 @@ impl Supervisor {
     }
 }
 
+/// How the children are asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// One SIGTERM: each child stops accepting and drains within its own deadline.
+    Drain,
+    /// SIGTERM then SIGINT: each child takes the second as "stop at once" and closes its client
+    /// connections now. Used when the other child died: the survivor's sessions can no longer
+    /// make progress (a connmgr without its handler never gets the responses it waits for; a
+    /// handler without its connmgr has no clients left), so draining would only keep clients
+    /// hanging for the whole drain deadline. Two different signals, so that the kernel cannot
+    /// merge them into one pending signal.
+    Now,
+}
+
 /// Asks every running child to stop, waits up to [`STOP_DEADLINE`], then kills what is left. A
 /// second SIGINT/SIGTERM kills at once. Returns true if every child exited cleanly in time.
-fn stop_all(running: &mut [Running], rx: &Receiver<Event>, sink: &Sink) -> bool {
+fn stop_all(running: &mut [Running], rx: &Receiver<Event>, sink: &Sink, how: Stop) -> bool {
     for child in running.iter().filter(|c| !c.exited) {
         sys::kill(child.pid, SIGTERM);
+        if how == Stop::Now {
+            sys::kill(child.pid, SIGINT);
+        }
     }
     let deadline = Instant::now() + STOP_DEADLINE;
     let mut clean = true;

@@ -34,7 +34,9 @@
 //! to a proxy task to fetch the link ([`ResumeKind::NextLink`]); otherwise a new period starts.
 //! Limiter buckets are per route id (held requests record their route's explicit id).
 
+mod deliver;
 mod filters;
+mod idmap;
 pub mod limiter;
 pub mod outflow;
 mod respond;
@@ -47,23 +49,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToConnmgr, WsFanout};
+use holdfast_proto::internal::{Body, Fanout, Header, ResponseHead, StreamId, ToConnmgr};
 
-use self::filters::passes_filters;
+use self::deliver::applies_to;
 pub use self::filters::Filters;
+pub(crate) use self::idmap::shrink_sparse;
+use self::idmap::IdMap;
 use self::limiter::{BucketKey, Limiter};
-use self::outflow::{Offer, Outflow};
+use self::outflow::Outflow;
 pub use self::respond::{build_response, Reply};
 pub use self::types::*;
 pub use self::ws::WsSubscribed;
-use super::item::{Item, ResponseAction, StreamFormat, WsFormat};
+use super::item::Item;
 use super::keepalive::KeepAlive;
 use super::pipeline::{Dedup, Sequencer};
 use super::subs::SubTracker;
-use super::wssink::{Outgoing, SinkOffer, WsSink};
+use super::wssink::WsSink;
 use super::Origin;
 use crate::ipc::WorkerId;
-use crate::observe::{DropReason, Event, Observers, SubMode, Transport};
+use crate::observe::{DropReason, Event, Observers, SubMode};
 use crate::proxy::jsonp::Jsonp;
 use crate::session::SessionKey;
 
@@ -111,6 +115,11 @@ struct Held {
     state: State,
     /// Response timeout or next keep-alive; the timer set may hold an earlier, stale entry.
     deadline: Option<Instant>,
+    /// Time of this request's entry in `timers` (`deadline` or an earlier, stale one), so
+    /// [`Hub::remove`] takes it out: a long-poll answered by a publish would otherwise leave
+    /// its entry behind until the timeout, and at thousands of answers per second those dead
+    /// entries piled up to megabytes.
+    timer_at: Option<Instant>,
     /// Next-link recovery check (stream holds with a next link), in `link_timers`.
     link_deadline: Option<Instant>,
     link_timeout: Duration,
@@ -122,7 +131,7 @@ struct Held {
 #[derive(Debug, Default)]
 struct Channel {
     /// Subscribed held requests and their mode.
-    subs: HashMap<u64, SubMode>,
+    subs: IdMap<SubMode>,
     seq: Sequencer,
     /// Set while the channel has no subscriber; it is forgotten after the linger.
     empty_since: Option<Instant>,
@@ -139,29 +148,6 @@ pub struct Counters {
     pub hwm_dropped: u64,
 }
 
-/// Receivers one delivery reached, by kind.
-#[derive(Clone, Copy, Debug, Default)]
-struct Reached {
-    response: usize,
-    stream: usize,
-    ws: usize,
-}
-
-impl Reached {
-    fn total(self) -> usize {
-        self.response + self.stream + self.ws
-    }
-
-    fn count(&mut self, state: &State) {
-        match state {
-            State::Response { .. } => self.response += 1,
-            State::Stream { .. } => self.stream += 1,
-            State::Ws { .. } => self.ws += 1,
-            State::Ending => {}
-        }
-    }
-}
-
 /// A delivery waiting in the limiter: (held request id, item).
 type Action = (u64, Arc<Item>);
 
@@ -170,7 +156,7 @@ type Action = (u64, Arc<Item>);
 pub struct Hub {
     cfg: HubConfig,
     next_id: u64,
-    sessions: HashMap<u64, Held>,
+    sessions: IdMap<Held>,
     by_key: HashMap<SessionKey, u64>,
     channels: HashMap<Arc<str>, Channel>,
     timers: BTreeSet<(Instant, u64)>,
@@ -210,7 +196,7 @@ impl Hub {
             watch: SubTracker::new(cfg.subscription_linger),
             cfg,
             next_id: 0,
-            sessions: HashMap::new(),
+            sessions: IdMap::default(),
             by_key: HashMap::new(),
             channels: HashMap::new(),
             timers: BTreeSet::new(),
@@ -296,8 +282,8 @@ impl Hub {
             HoldMode::Response { .. } => SubMode::Response,
             HoldMode::Stream { .. } => SubMode::Stream,
         };
-        for sub in &hold.subs {
-            self.subscribe(id, &sub.name, mode, now);
+        for sub in &mut hold.subs {
+            sub.name = self.subscribe(id, &sub.name, mode, now);
         }
         let mut flow = Outflow::new(hold.credits);
         let mut link = None;
@@ -362,6 +348,7 @@ impl Hub {
                 route: hold.route,
                 state,
                 deadline,
+                timer_at: deadline,
                 link_deadline,
                 link_timeout: link.unwrap_or_default(),
                 link_seen: 0,
@@ -369,30 +356,40 @@ impl Hub {
         );
     }
 
-    fn subscribe(&mut self, id: u64, name: &Arc<str>, mode: SubMode, now: Instant) {
-        let channel = match self.channels.get_mut(name) {
-            Some(c) => c,
-            None => {
-                if self.cfg.update_on_first_subscription {
-                    self.updates
-                        .push_back((now + FIRST_SUBSCRIPTION_DELAY, name.clone()));
-                }
-                self.channels.entry(name.clone()).or_default()
-            }
-        };
+    /// Adds `id` to channel `name` and returns the channel's own name: storing that one in the
+    /// subscription lets a delivery recognise it by pointer instead of comparing the strings.
+    fn subscribe(&mut self, id: u64, name: &Arc<str>, mode: SubMode, now: Instant) -> Arc<str> {
+        if self.cfg.update_on_first_subscription && !self.channels.contains_key(name) {
+            self.updates
+                .push_back((now + FIRST_SUBSCRIPTION_DELAY, name.clone()));
+        }
+        let entry = self.channels.entry(name.clone());
+        // An occupied entry's key is the one stored in the map.
+        let key = entry.key().clone();
+        let channel = entry.or_default();
         if channel.subs.insert(id, mode).is_none() {
             self.watch.add(mode, name);
         }
         channel.empty_since = None;
+        key
     }
 
     /// Forgets a held request (unsubscribing it) and returns its record.
     fn remove(&mut self, id: u64, now: Instant) -> Option<Held> {
         let held = self.sessions.remove(&id)?;
         self.by_key.remove(&held.key);
+        if let Some(at) = held.timer_at {
+            self.timers.remove(&(at, id));
+        }
+        if let Some(at) = held.link_deadline {
+            self.link_timers.remove(&(at, id));
+        }
+        shrink_sparse(&mut self.sessions);
+        shrink_sparse(&mut self.by_key);
         if let State::Ws { sink, cid } = &held.state {
             sink.close();
             self.ws_cids.remove(cid);
+            shrink_sparse(&mut self.ws_cids);
         }
         for sub in &held.subs {
             self.unsubscribe(id, &sub.name, now);
@@ -404,11 +401,31 @@ impl Hub {
         if let Some(channel) = self.channels.get_mut(name) {
             if let Some(mode) = channel.subs.remove(&id) {
                 self.watch.remove(mode, name, now);
+                shrink_sparse(&mut channel.subs);
             }
             if channel.subs.is_empty() && channel.empty_since.is_none() {
                 channel.empty_since = Some(now);
                 self.lingering.push_back((now, name.clone()));
             }
+        }
+    }
+
+    /// Response credits returned by the connmgr for several held streams of one worker, in
+    /// order (what [`crate::session::SessionSpawner::held_credits`] receives): one call, so one
+    /// lock of the hub, for the thousands of credits a large fan-out brings back.
+    pub fn credits(
+        &mut self,
+        worker: &WorkerId,
+        credits: &[(StreamId, u32)],
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        for &(id, bytes) in credits {
+            let key = SessionKey {
+                worker: worker.clone(),
+                id,
+            };
+            self.credit(&key, bytes, now, fx);
         }
     }
 
@@ -613,185 +630,6 @@ impl Hub {
         self.warn_drops(now);
     }
 
-    /// Delivers `item` to the held requests `ids` (subscribers of its channel). Returns the
-    /// receivers reached.
-    fn deliver_to(
-        &mut self,
-        ids: Vec<u64>,
-        item: &Item,
-        now: Instant,
-        fx: &mut Effects,
-    ) -> Reached {
-        let name = item.channel.as_str();
-        let mut groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
-        let mut ws_groups: HashMap<WorkerId, Vec<StreamId>> = HashMap::new();
-        let mut reached = Reached::default();
-        let mut completed = Vec::new();
-        let mut ending = Vec::new();
-        for id in ids {
-            let Some(held) = self.sessions.get_mut(&id) else {
-                continue;
-            };
-            let Some(sub_idx) = held.subs.iter().position(|s| &*s.name == name) else {
-                continue;
-            };
-            let is_stream = matches!(held.state, State::Stream { .. });
-            if !applies_to(&held.state, item) || !passes_filters(held, sub_idx, item) {
-                continue;
-            }
-            reached.count(&held.state);
-            if let State::Ws { sink, .. } = &held.state {
-                match &item.ws {
-                    Some(WsFormat::Send(kind, data)) => match sink.offer(*kind, data, now) {
-                        SinkOffer::SendNow => ws_groups
-                            .entry(held.key.worker.clone())
-                            .or_default()
-                            .push(held.key.id),
-                        SinkOffer::Queued => {}
-                        SinkOffer::Dropped => {
-                            self.counters.dropped += 1;
-                            self.dropped_since_warning += 1;
-                            self.watch.observers().emit(Event::Dropped {
-                                reason: DropReason::QueueFull,
-                                count: 1,
-                            });
-                        }
-                    },
-                    Some(WsFormat::Close(code, reason)) => {
-                        sink.push_control(Outgoing::Close(*code, reason.clone()));
-                    }
-                    Some(WsFormat::Refresh) => sink.push_control(Outgoing::Refresh),
-                    None => {}
-                }
-                continue;
-            }
-            let sub = &mut held.subs[sub_idx];
-            if let (Some(have), Some(prev)) = (&sub.prev_id, &item.prev_id) {
-                if have != prev {
-                    // The client missed something: recover instead of delivering.
-                    completed.push((id, Recovery::Recover));
-                    continue;
-                }
-            }
-            if sub.prev_id.is_some() {
-                sub.prev_id.clone_from(&item.id);
-            }
-            if sub_idx < 64 {
-                held.link_seen |= 1 << sub_idx;
-            }
-            if is_stream {
-                match &item.stream {
-                    Some(StreamFormat::Send(data)) => match held.flow.offer(data) {
-                        Offer::SendNow => {
-                            groups
-                                .entry(held.key.worker.clone())
-                                .or_default()
-                                .push(held.key.id);
-                            if let (
-                                State::Stream {
-                                    keep_alive: Some(ka),
-                                    ..
-                                },
-                                Some(current),
-                            ) = (&held.state, held.deadline)
-                            {
-                                held.deadline = Some(ka.after_output(current, now));
-                            }
-                        }
-                        Offer::Queued => {}
-                        Offer::Dropped => {
-                            self.counters.dropped += 1;
-                            self.dropped_since_warning += 1;
-                            self.watch.observers().emit(Event::Dropped {
-                                reason: DropReason::QueueFull,
-                                count: 1,
-                            });
-                        }
-                    },
-                    Some(StreamFormat::Close) => ending.push(id),
-                    Some(StreamFormat::Hint) => completed.push((id, Recovery::Recover)),
-                    None => {}
-                }
-            } else if let Some(fmt) = &item.response {
-                match fmt.action {
-                    ResponseAction::Send => completed.push((id, Recovery::Respond)),
-                    ResponseAction::Hint => completed.push((id, Recovery::Recover)),
-                    ResponseAction::Ignore => {}
-                }
-            }
-        }
-        if let Some(StreamFormat::Send(data)) = &item.stream {
-            for (worker, ids) in groups {
-                fx.msgs.push((
-                    worker,
-                    ToConnmgr::Fanout(Fanout {
-                        ids,
-                        data: data.clone(),
-                    }),
-                ));
-            }
-        }
-        if let Some(WsFormat::Send(kind, data)) = &item.ws {
-            for (worker, ids) in ws_groups {
-                fx.msgs.push((
-                    worker,
-                    ToConnmgr::WsFanout(WsFanout {
-                        ids,
-                        kind: *kind,
-                        data: data.clone(),
-                    }),
-                ));
-            }
-        }
-        for (id, what) in completed {
-            match what {
-                Recovery::Respond => {
-                    if let Some(fmt) = &item.response {
-                        self.complete_with(id, |reply| build_response(reply, fmt), now, fx);
-                    }
-                }
-                Recovery::Recover => self.recover(id, now, fx),
-            }
-        }
-        for id in ending {
-            self.end_stream(id, now, fx);
-        }
-        reached
-    }
-
-    /// Stats `message` events: one per transport that reached anybody.
-    fn report_delivery(&self, item: &Item, reached: Reached) {
-        let observers = self.watch.observers();
-        if observers.is_empty() {
-            return;
-        }
-        let channel: Arc<str> = Arc::from(item.channel.as_str());
-        let item_id: Option<Arc<str>> = item.id.as_deref().map(Arc::from);
-        let stream_bytes = match &item.stream {
-            Some(StreamFormat::Send(data)) => data.len(),
-            _ => 0,
-        };
-        let ws_bytes = match &item.ws {
-            Some(WsFormat::Send(_, data)) => data.len(),
-            _ => 0,
-        };
-        for (transport, count, bytes) in [
-            (Transport::HttpStream, reached.stream, stream_bytes),
-            (Transport::HttpResponse, reached.response, 0),
-            (Transport::WsMessage, reached.ws, ws_bytes),
-        ] {
-            if count > 0 {
-                observers.emit(Event::Delivered {
-                    channel: channel.clone(),
-                    item_id: item_id.clone(),
-                    transport,
-                    count,
-                    bytes,
-                });
-            }
-        }
-    }
-
     /// Sends a response hold's final response (built from its timeout response by `build`).
     fn complete_with(
         &mut self,
@@ -925,7 +763,7 @@ impl Hub {
             .is_none_or(|t| now.saturating_duration_since(t) >= DROP_WARN_INTERVAL);
         if due {
             tracing::warn!(
-                "dropped {} deliveries to slow HTTP streams (queue of {} items full; {} in total)",
+                "dropped {} deliveries to slow subscribers (queue of {} items full; {} in total)",
                 self.dropped_since_warning,
                 outflow::MAX_QUEUED_ITEMS,
                 self.counters.dropped
@@ -938,21 +776,6 @@ impl Hub {
     /// Deliveries dropped so far.
     pub fn dropped(&self) -> u64 {
         self.counters.dropped
-    }
-}
-
-enum Recovery {
-    Respond,
-    Recover,
-}
-
-/// True when `item` has a format for a receiver in `state`.
-fn applies_to(state: &State, item: &Item) -> bool {
-    match state {
-        State::Response { .. } => item.response.is_some(),
-        State::Stream { .. } => item.stream.is_some(),
-        State::Ws { .. } => item.ws.is_some(),
-        State::Ending => false,
     }
 }
 

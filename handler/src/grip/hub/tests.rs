@@ -1,5 +1,5 @@
 use super::*;
-use crate::grip::item::{ResponseBody, ResponseFormat};
+use crate::grip::item::{ResponseAction, ResponseBody, ResponseFormat, StreamFormat};
 use holdfast_proto::internal::{HttpVersion, RequestHead};
 
 fn key(worker: &str, id: u64) -> SessionKey {
@@ -606,4 +606,204 @@ fn first_subscription_update_fetches_stream_next_links() {
     hub.tick(t0 + FIRST_SUBSCRIPTION_DELAY, &mut fx);
     assert_eq!(fx.resumes.len(), 1, "only the stream with a link");
     assert_eq!(hub.len(), 1);
+}
+
+#[test]
+fn batched_credits_flush_each_stream_in_order_and_skip_unknown_ids() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    // 6 credits each: the head's "start\n" uses them all.
+    hub.hold(stream_hold(key("w", 1), 6, &["c"]), now, &mut fx);
+    hub.hold(stream_hold(key("w", 2), 6, &["c"]), now, &mut fx);
+    let mut fx = Effects::default();
+    hub.publish(stream_item("c", "ab"), now, &mut fx);
+    hub.publish(stream_item("c", "cd"), now, &mut fx);
+    assert!(fx.msgs.is_empty(), "no credit: both queued");
+    let mut fx = Effects::default();
+    let grants = [
+        (StreamId(1), 3),
+        (StreamId(99), 5),
+        (StreamId(2), 2),
+        (StreamId(1), 1),
+    ];
+    hub.credits(&WorkerId::new("w"), &grants, now, &mut fx);
+    let bodies: Vec<(u64, &[u8])> = fx
+        .msgs
+        .iter()
+        .map(|(w, m)| match m {
+            ToConnmgr::Body(b) if w == &WorkerId::new("w") && b.more => (b.id.0, b.data.as_ref()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            (1, &b"ab"[..]),
+            (1, &b"c"[..]),
+            (2, &b"ab"[..]),
+            (1, &b"d"[..])
+        ],
+        "each grant applied in order, split to fit; the unknown id changes nothing"
+    );
+}
+
+#[test]
+fn subscriptions_share_the_channel_name_and_still_match_by_value() {
+    let mut hub = hub();
+    let now = Instant::now();
+    let mut fx = Effects::default();
+    hub.hold(stream_hold(key("w", 1), 100, &["c", "d"]), now, &mut fx);
+    hub.hold(stream_hold(key("w", 2), 100, &["d"]), now, &mut fx);
+    for held in hub.sessions.values() {
+        for sub in &held.subs {
+            let (shared, _) = hub.channels.get_key_value(&*sub.name).unwrap();
+            assert!(Arc::ptr_eq(shared, &sub.name), "{}", sub.name);
+        }
+    }
+    // A subscription holding its own copy of the name is still found (by value).
+    if let Some(held) = hub.sessions.values_mut().find(|h| h.key == key("w", 2)) {
+        held.subs[0].name = Arc::from("d");
+    }
+    let mut fx = Effects::default();
+    assert_eq!(hub.publish(stream_item("d", "x"), now, &mut fx), 2);
+    assert_eq!(hub.publish(stream_item("c", "y"), now, &mut fx), 1);
+    let ids: Vec<Vec<StreamId>> = fx
+        .msgs
+        .iter()
+        .map(|(_, m)| match m {
+            ToConnmgr::Fanout(f) => {
+                let mut ids = f.ids.clone();
+                ids.sort();
+                ids
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![vec![StreamId(1), StreamId(2)], vec![StreamId(1)]],
+        "one Fanout per worker and publish"
+    );
+}
+
+/// Every table of the hub that grows with held requests, as `(name, entries)`.
+fn footprint(hub: &Hub) -> Vec<(&'static str, usize)> {
+    vec![
+        ("sessions", hub.sessions.len()),
+        ("by_key", hub.by_key.len()),
+        ("channels", hub.channels.len()),
+        ("timers", hub.timers.len()),
+        ("link_timers", hub.link_timers.len()),
+        ("updates", hub.updates.len()),
+        ("lingering", hub.lingering.len()),
+        ("sequencing", hub.sequencing.len()),
+        ("ws_cids", hub.ws_cids.len()),
+        ("subscriptions", hub.watch.len()),
+    ]
+}
+
+/// The churn soak's pattern (issue 7): long-polls answered by publishes and re-polled, stream
+/// holds with keep-alives and next links, WebSockets, all closed by their clients. Nothing
+/// may stay behind once a session ended: in particular an answered long-poll's timeout entry,
+/// which used to wait in `timers` for its 55 s, so that thousands of answers a second piled
+/// up megabytes of dead entries.
+#[test]
+fn finished_sessions_leave_no_state_behind() {
+    let mut hub = Hub::new(HubConfig {
+        update_on_first_subscription: false,
+        subscription_linger: Duration::from_secs(5),
+        ..HubConfig::default()
+    });
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    let mut next = 0u64;
+    for round in 0..20u64 {
+        let now = t0 + Duration::from_millis(500 * round);
+        let polls: Vec<SessionKey> = (0..50)
+            .map(|_| {
+                next += 1;
+                key("w", next)
+            })
+            .collect();
+        for k in &polls {
+            hub.hold(response_hold(k.clone(), &["poll"], 55), now, &mut fx);
+        }
+        next += 1;
+        let stream = key("w", next);
+        let mut hold = linked_hold(stream.clone(), &["stream"], 120);
+        if let HoldMode::Stream { keep_alive, .. } = &mut hold.mode {
+            *keep_alive = Some(Arc::new(KeepAlive {
+                data: Bytes::from_static(b":\n\n"),
+                timeout: Duration::from_secs(55),
+                idle: true,
+            }));
+        }
+        hub.hold(hold, now, &mut fx);
+        next += 1;
+        let ws = key("w", next);
+        let inbox = Arc::new(crate::session::Inbox::new(Bytes::new(), false, 1000));
+        let sink = Arc::new(WsSink::new(inbox, now));
+        hub.ws_open(
+            ws.clone(),
+            Arc::from(format!("cid-{next}")),
+            sink,
+            None,
+            now,
+        );
+        assert_eq!(hub.ws_subscribe(&ws, sub("ws"), now), WsSubscribed::Added);
+
+        assert_eq!(hub.publish(response_item("poll", "m\n"), now, &mut fx), 50);
+        // Output pushes the stream's keep-alive back: its timer entry goes stale.
+        hub.publish(stream_item("stream", "m\n"), now, &mut fx);
+        assert_eq!(
+            hub.len(),
+            2,
+            "round {round}: the stream and the WebSocket remain"
+        );
+        assert_eq!(
+            hub.timers.len(),
+            1,
+            "round {round}: only the stream's timer remains"
+        );
+        assert_eq!(hub.link_timers.len(), 1);
+        hub.tick(now + Duration::from_millis(100), &mut fx);
+        hub.closed(&stream, now);
+        hub.ws_close(&ws, now);
+        assert!(hub.is_empty(), "round {round}");
+    }
+    let left: Vec<_> = footprint(&hub)
+        .into_iter()
+        .filter(|&(name, n)| n > 0 && !matches!(name, "channels" | "lingering" | "subscriptions"))
+        .collect();
+    assert!(left.is_empty(), "left after every client went: {left:?}");
+    // Past the linger the emptied channels go too.
+    hub.tick(t0 + Duration::from_secs(30), &mut fx);
+    let left: Vec<_> = footprint(&hub)
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    assert!(left.is_empty(), "left after the linger: {left:?}");
+
+    // A crowd's tables are given back once it left.
+    let t1 = t0 + Duration::from_secs(31);
+    for id in 0..2_000 {
+        hub.hold(
+            response_hold(key("w", 100_000 + id), &["crowd"], 55),
+            t1,
+            &mut fx,
+        );
+    }
+    let crowd = hub.sessions.capacity();
+    assert!(crowd >= 2_000);
+    assert_eq!(
+        hub.publish(response_item("crowd", "m\n"), t1, &mut fx),
+        2_000
+    );
+    let kept = [
+        hub.sessions.capacity(),
+        hub.by_key.capacity(),
+        hub.channels.get("crowd").map_or(0, |c| c.subs.capacity()),
+    ];
+    assert!(kept.iter().all(|&c| c < 1_024), "{kept:?} (crowd {crowd})");
 }

@@ -18,6 +18,7 @@ impl Hub {
             let Some(held) = self.sessions.get_mut(&id) else {
                 continue;
             };
+            held.timer_at = None;
             let Some(deadline) = held.deadline else {
                 continue;
             };
@@ -32,6 +33,7 @@ impl Hub {
                         _ => deadline,
                     };
                     held.deadline = Some(next);
+                    held.timer_at = Some(next);
                     self.timers.insert((next, id));
                 }
                 continue;
@@ -53,6 +55,7 @@ impl Hub {
                     }
                     let next = ka.next(now, rand::random::<u64>());
                     held.deadline = Some(next);
+                    held.timer_at = Some(next);
                     self.timers.insert((next, id));
                 }
                 _ => held.deadline = None,

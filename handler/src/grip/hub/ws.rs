@@ -54,6 +54,7 @@ impl Hub {
                 route,
                 state: State::Ws { sink, cid },
                 deadline: None,
+                timer_at: None,
                 link_deadline: None,
                 link_timeout: std::time::Duration::ZERO,
                 link_seen: 0,
@@ -83,8 +84,16 @@ impl Hub {
             return WsSubscribed::AtLimit;
         }
         let name = sub.name.clone();
+        let index = held.subs.len();
         held.subs.push(sub);
-        self.subscribe(id, &name, SubMode::Ws, now);
+        let shared = self.subscribe(id, &name, SubMode::Ws, now);
+        if let Some(sub) = self
+            .sessions
+            .get_mut(&id)
+            .and_then(|held| held.subs.get_mut(index))
+        {
+            sub.name = shared;
+        }
         WsSubscribed::Added
     }
 
@@ -213,13 +222,25 @@ mod tests {
         WsFormat::Send(WsKind::Text, Bytes::from_static(s.as_bytes()))
     }
 
-    /// Registers a connection with `credits` and returns its sink.
-    fn open(hub: &mut Hub, k: &SessionKey, credits: u32, now: Instant) -> Arc<WsSink> {
+    /// Registers a connection with a window of `credits`, `in_flight` of them taken (as if
+    /// not yet returned by the connmgr), and returns its sink.
+    fn open_with(
+        hub: &mut Hub,
+        k: &SessionKey,
+        credits: u32,
+        in_flight: usize,
+        now: Instant,
+    ) -> Arc<WsSink> {
         let inbox = Arc::new(Inbox::new(Bytes::new(), false, credits));
+        assert_eq!(inbox.try_take_credits(in_flight), in_flight);
         let sink = Arc::new(WsSink::new(inbox, now));
         let cid: Arc<str> = Arc::from(format!("cid-{}", k.id.0).as_str());
         hub.ws_open(k.clone(), cid, sink.clone(), None, now);
         sink
+    }
+
+    fn open(hub: &mut Hub, k: &SessionKey, credits: u32, now: Instant) -> Arc<WsSink> {
+        open_with(hub, k, credits, 0, now)
     }
 
     fn hub() -> Hub {
@@ -279,7 +300,8 @@ mod tests {
         let mut hub = hub();
         let now = Instant::now();
         let k = key("w0", 1);
-        let sink = open(&mut hub, &k, 3, now);
+        // A window of 10 with 7 bytes in flight: 3 credits left.
+        let sink = open_with(&mut hub, &k, 10, 7, now);
         hub.ws_subscribe(&k, sub("room", &[]), now);
         let mut fx = Effects::default();
         hub.publish(item("room", text("12345"), None), now, &mut fx);
