@@ -62,101 +62,24 @@ HF=$root/target/release/holdfast
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-work=$(mktemp -d /tmp/hf-churn-compare.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 1
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] && echo "results kept in $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
-
-backend_port=$((BASE_PORT + 80))
-http_port=$((BASE_PORT + 1))
-pull_port=$((BASE_PORT + 10))
-pub_port=$((BASE_PORT + 11))
-sub_port=$((BASE_PORT + 12))
-cmd_port=$((BASE_PORT + 13))
-
-wait_http() { # url
-  for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done
-  echo "$1 not answering" >&2
-  return 1
-}
-
-wait_gone() { # pid
-  for _ in $(seq 75); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-  kill -9 "$1" 2>/dev/null || true
-}
+source "$(dirname "$0")/lib.sh"
+bench_init hf-churn-compare
 
 "$LG" backend --listen "127.0.0.1:$backend_port" >"$work/backend.out" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$backend_port/plain"
 
-# The same pushpin.conf shape as compare.sh and ws-compare.sh.
-gen_conf() { # dir kind(pushpin|holdfast) limits(shipped|none)
-  local dir=$1 kind=$2 limits=$3
-  mkdir -p "$dir/run" "$dir/log"
-  {
-    echo "[global]"
-    [ "$kind" = pushpin ] && echo "include={libdir}/internal.conf"
-    echo "rundir=$dir/run"
-    echo "ipc_prefix=churn-"
-    echo "[runner]"
-    if [ "$kind" = pushpin ]; then
-      echo "services=condure,zurl,pushpin-proxy,pushpin-handler"
-    else
-      echo "services=condure,pushpin-proxy,pushpin-handler"
-    fi
-    echo "http_port=127.0.0.1:$http_port"
-    echo "logdir=$dir/log"
-    echo "log_level=1"
-    echo "client_buffer_size=8192"
-    echo "client_maxconn=50000"
-    echo "[proxy]"
-    echo "routesfile=routes"
-    echo "sig_key=changeme"
-    if [ "$kind" = pushpin ]; then
-      echo "zurl_out_specs=ipc://{rundir}/{ipc_prefix}zurl-in"
-      echo "zurl_out_stream_specs=ipc://{rundir}/{ipc_prefix}zurl-in-stream"
-      echo "zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out"
-    fi
-    echo "[handler]"
-    echo "push_in_spec=tcp://127.0.0.1:$pull_port"
-    echo "push_in_sub_specs=tcp://127.0.0.1:$sub_port"
-    echo "push_in_http_addr=127.0.0.1"
-    echo "push_in_http_port=$pub_port"
-    echo "command_spec=tcp://127.0.0.1:$cmd_port"
-    [ "$kind" = pushpin ] && echo "stats_spec=ipc://{rundir}/{ipc_prefix}stats"
-    if [ "$limits" = shipped ]; then
-      echo "message_rate=2500"
-      echo "message_hwm=25000"
-    fi
-  } >"$dir/pushpin.conf"
-  echo "* 127.0.0.1:$backend_port,over_http" >"$dir/routes"
-}
 
 run_proxy() { # name kind limits
-  local name=$1 kind=$2 limits=$3 dir="$work/$1" pid
-  gen_conf "$dir" "$kind" "$limits"
-  if [ "$kind" = pushpin ]; then
-    pushpin --config "$dir/pushpin.conf" >"$dir/out.log" 2>&1 &
-  else
-    "$HF" --config "$dir/pushpin.conf" -m >"$dir/out.log" 2>&1 &
-  fi
-  pid=$!
-  pids+=($pid)
-  wait_http "http://127.0.0.1:$http_port/plain"
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$pub_port/" && break; sleep 0.2; done
+  local name=$1 kind=$2 limits=$3 dir="$work/$1"
+  gen_conf "$dir" "$kind" "$limits" churn- ",over_http"
+  start_proxy "$dir" "$kind"
   echo "== $name: churn $CHURN_N subscribers, $CHURN_PCT%/s, $CHURN_RATE msg/s, ${CHURN_SECS}s" >&2
   "$LG" churn --url "http://127.0.0.1:$http_port" --publish "http://127.0.0.1:$pub_port" \
     --concurrency "$CONCURRENCY" --sources "$SOURCES" --poll-settle "$POLL_SETTLE" -n "$CHURN_N" --churn "$CHURN_PCT" --rate "$CHURN_RATE" \
-    -d "$CHURN_SECS" --warmup "$CHURN_WARMUP" --cooldown "$CHURN_COOLDOWN" --pid-tree "$pid" \
+    -d "$CHURN_SECS" --warmup "$CHURN_WARMUP" --cooldown "$CHURN_COOLDOWN" --pid-tree "$proxy_pid" \
     >"$work/$name.json" 2>"$work/$name.err" || tail -3 "$work/$name.err" >&2
-  kill "$pid" 2>/dev/null || true
-  wait_gone "$pid"
-  sleep 1
+  stop_proxy 75
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; churn $CHURN_N x ${CHURN_SECS}s, $CHURN_PCT%/s, $CHURN_RATE msg/s; $(date -u +%F)" >&2

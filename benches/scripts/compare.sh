@@ -61,34 +61,8 @@ HF=$root/target/release/holdfast
 # 10,000 subscribers need more than the usual soft limit of open files, in every process.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-work=$(mktemp -d /tmp/hf-compare.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  sleep 1
-  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] && echo "results kept in $work" >&2 || rm -rf "$work"
-}
-trap cleanup EXIT
-
-backend_port=$((BASE_PORT + 80))
-limit_port=$((BASE_PORT + 90))
-http_port=$((BASE_PORT + 1))
-pull_port=$((BASE_PORT + 10))
-pub_port=$((BASE_PORT + 11))
-sub_port=$((BASE_PORT + 12))
-cmd_port=$((BASE_PORT + 13))
-
-wait_http() { # url
-  for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.2; done
-  echo "$1 not answering" >&2
-  return 1
-}
-
-wait_gone() { # pid
-  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; done
-  kill -9 "$1" 2>/dev/null || true
-}
+source "$(dirname "$0")/lib.sh"
+bench_init hf-compare
 
 "$LG" backend --listen "127.0.0.1:$backend_port" >"$work/backend.out" 2>&1 &
 pids+=($!)
@@ -98,48 +72,6 @@ pids+=($limit_pid)
 wait_http "http://127.0.0.1:$backend_port/plain"
 wait_http "http://127.0.0.1:$limit_port/plain"
 
-# One pushpin.conf shape for every proxy; $3 = shipped|none decides message_rate/message_hwm.
-gen_conf() { # dir kind(pushpin|holdfast) limits
-  local dir=$1 kind=$2 limits=$3
-  mkdir -p "$dir/run" "$dir/log"
-  {
-    echo "[global]"
-    [ "$kind" = pushpin ] && echo "include={libdir}/internal.conf"
-    echo "rundir=$dir/run"
-    echo "ipc_prefix=cmp-"
-    echo "[runner]"
-    if [ "$kind" = pushpin ]; then
-      echo "services=condure,zurl,pushpin-proxy,pushpin-handler"
-    else
-      echo "services=condure,pushpin-proxy,pushpin-handler"
-    fi
-    echo "http_port=127.0.0.1:$http_port"
-    echo "logdir=$dir/log"
-    echo "log_level=1"
-    echo "client_buffer_size=8192"
-    echo "client_maxconn=50000"
-    echo "[proxy]"
-    echo "routesfile=routes"
-    echo "sig_key=changeme"
-    if [ "$kind" = pushpin ]; then
-      echo "zurl_out_specs=ipc://{rundir}/{ipc_prefix}zurl-in"
-      echo "zurl_out_stream_specs=ipc://{rundir}/{ipc_prefix}zurl-in-stream"
-      echo "zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out"
-    fi
-    echo "[handler]"
-    echo "push_in_spec=tcp://127.0.0.1:$pull_port"
-    echo "push_in_sub_specs=tcp://127.0.0.1:$sub_port"
-    echo "push_in_http_addr=127.0.0.1"
-    echo "push_in_http_port=$pub_port"
-    echo "command_spec=tcp://127.0.0.1:$cmd_port"
-    [ "$kind" = pushpin ] && echo "stats_spec=ipc://{rundir}/{ipc_prefix}stats"
-    if [ "$limits" = shipped ]; then
-      echo "message_rate=2500"
-      echo "message_hwm=25000"
-    fi
-  } >"$dir/pushpin.conf"
-  echo "* 127.0.0.1:$backend_port" >"$dir/routes"
-}
 
 scenarios() { # name url publish memory-selection...
   local name=$1 url=$2 publish=$3
@@ -159,24 +91,12 @@ scenarios() { # name url publish memory-selection...
 }
 
 run_proxy() { # name kind limits
-  local name=$1 kind=$2 limits=$3 dir="$work/$1" pid
-  gen_conf "$dir" "$kind" "$limits"
-  if [ "$kind" = pushpin ]; then
-    pushpin --config "$dir/pushpin.conf" >"$dir/out.log" 2>&1 &
-  else
-    local hf=$HF
-    [ "$name" = holdfast-before ] && hf=$HF_BEFORE/holdfast
-    "$hf" --config "$dir/pushpin.conf" -m >"$dir/out.log" 2>&1 &
-  fi
-  pid=$!
-  pids+=($pid)
-  wait_http "http://127.0.0.1:$http_port/plain"
-  # The publish API answers 4xx to a GET once it listens.
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$pub_port/" && break; sleep 0.2; done
-  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port" --pid-tree "$pid"
-  kill "$pid" 2>/dev/null || true
-  wait_gone "$pid"
-  sleep 1
+  local name=$1 kind=$2 limits=$3 dir="$work/$1" hf=$HF
+  [ "$name" = holdfast-before ] && hf=$HF_BEFORE/holdfast
+  gen_conf "$dir" "$kind" "$limits" cmp- ""
+  start_proxy "$dir" "$kind" "$hf"
+  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port" --pid-tree "$proxy_pid"
+  stop_proxy
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; hold $HOLD_N, fanout $FANOUT_N x $FANOUT_K, channels $CHANNELS_N, concurrency $CONCURRENCY; $(date -u +%F)" >&2

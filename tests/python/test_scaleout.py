@@ -20,7 +20,6 @@ import os
 import queue
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -34,7 +33,7 @@ import zmq
 from gripcontrol import GripPubControl, HttpResponseFormat, HttpStreamFormat
 from pubcontrol import Item
 
-from conftest import BIN_DIR, TARGET, Proxy, free_port, grip, wait_port
+from conftest import BIN_DIR, TARGET, Proxy, free_port, grip, stop_process, wait_port
 
 HAPROXY = "/usr/sbin/haproxy"
 INSTANCES = 3
@@ -110,13 +109,7 @@ class IdInstance:
         return text
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 class IdDeployment:

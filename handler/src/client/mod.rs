@@ -260,6 +260,12 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The TLS client configurations of backend connections (also used by WebSocket
+    /// passthrough, which makes its own connections).
+    pub fn tls(&self) -> &TlsConfigs {
+        &self.inner.tls
+    }
+
     /// Number of idle pooled connections.
     pub fn idle_count(&self) -> usize {
         self.idle().total

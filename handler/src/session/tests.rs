@@ -1,7 +1,9 @@
 //! Unit tests for the session table and dispatcher.
 
 use super::*;
-use std::task::{Context, Wake};
+use std::task::{Context, Wake, Waker};
+
+use holdfast_proto::internal::INITIAL_REQUEST_CREDITS;
 
 struct Flag(std::sync::atomic::AtomicBool);
 impl Wake for Flag {

@@ -35,7 +35,6 @@
 //! taken from the [`super::WsInbox`] (and their credits returned) once the previous one went
 //! to the backend. Backend messages are bounded by [`MAX_MESSAGE_SIZE`].
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,7 +58,6 @@ use tokio_tungstenite::WebSocketStream;
 use super::conn::{Applied, ConnState, WsOut};
 use super::woh::Action;
 use super::ClientEvent;
-use crate::client::tls::TlsConfigs;
 use crate::client::CONNECT_TIMEOUT;
 use crate::error::ProxyError;
 use crate::proxy::headers::response_headers;
@@ -129,20 +127,6 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 type BackendWs = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-
-/// The TLS configurations for `wss` targets, built once.
-fn tls_configs() -> Option<&'static TlsConfigs> {
-    static CONFIGS: OnceLock<Option<TlsConfigs>> = OnceLock::new();
-    CONFIGS
-        .get_or_init(|| match TlsConfigs::new() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!("{e}");
-                None
-            }
-        })
-        .as_ref()
-}
 
 /// Aborts the hyper connection task when the handshake is abandoned.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -309,9 +293,9 @@ impl Passthrough<'_> {
             };
             let name = ServerName::try_from(tls.server_name.clone())
                 .map_err(|_| tls_error(format!("invalid TLS server name '{}'", tls.server_name)))?;
-            let configs =
-                tls_configs().ok_or_else(|| tls_error("no TLS configuration".to_string()))?;
-            let connector = tokio_rustls::TlsConnector::from(configs.for_target(tls.insecure));
+            // The same roots and settings as every other backend connection.
+            let config = self.ctx.client.tls().for_target(tls.insecure);
+            let connector = tokio_rustls::TlsConnector::from(config);
             let stream = connector
                 .connect(name, tcp)
                 .await
