@@ -10,6 +10,12 @@
 #   FANOUT_N=1000        subscribers for `fanout`
 #   FANOUT_K=300         messages for `fanout`
 #   CHANNELS_N=2000      subscribers/channels for `channels`
+#   FANOUT_ZMQ="burst paced"  also run `fanout` with the messages pushed over ZeroMQ PUSH to the
+#                        proxy's PULL socket: `burst` = all K at once (no pacing), `paced` = at
+#                        FANOUT_RATE messages/s (the same offered load for every proxy). The
+#                        limit server has no ZeroMQ input: for `paced` it gets the same rate over
+#                        HTTP, for `burst` it has no figure. Empty: HTTP publishing only.
+#   FANOUT_RATE=300      messages/s for `paced`
 #   CONCURRENCY=64       connections being opened at once (Pushpin answers 500 "Accept service
 #                        unavailable" / 502 above ~100 concurrent opens; the same for everyone)
 #   SETTLE=1             seconds between "all subscribed" and the first publish
@@ -39,6 +45,8 @@ HOLD_N=${HOLD_N:-5000}
 FANOUT_N=${FANOUT_N:-1000}
 FANOUT_K=${FANOUT_K:-300}
 CHANNELS_N=${CHANNELS_N:-2000}
+FANOUT_ZMQ=${FANOUT_ZMQ-burst paced}
+FANOUT_RATE=${FANOUT_RATE:-300}
 CONCURRENCY=${CONCURRENCY:-64}
 SETTLE=${SETTLE:-1}
 DRAIN=${DRAIN:-5}
@@ -73,9 +81,9 @@ wait_http "http://127.0.0.1:$backend_port/plain"
 wait_http "http://127.0.0.1:$limit_port/plain"
 
 
-scenarios() { # name url publish memory-selection...
-  local name=$1 url=$2 publish=$3
-  shift 3
+scenarios() { # name url publish zmq-publish(- for none) memory-selection...
+  local name=$1 url=$2 publish=$3 zmq=$4
+  shift 4
   local common=(--url "$url" --concurrency "$CONCURRENCY")
   local deliver=(--publish "$publish" --settle "$SETTLE" --drain-timeout "$DRAIN")
   echo "== $name: hold" >&2
@@ -84,6 +92,18 @@ scenarios() { # name url publish memory-selection...
     echo "== $name: fanout $t" >&2
     "$LG" fanout "${common[@]}" "${deliver[@]}" --transport "$t" -n "$FANOUT_N" -k "$FANOUT_K" \
       >"$work/$name.fanout-$t.json" 2>>"$work/$name.err" || true
+    for mode in $FANOUT_ZMQ; do
+      local how=(--publish "$zmq")
+      [ "$mode" = paced ] && how+=(--rate "$FANOUT_RATE")
+      if [ "$zmq" = - ]; then
+        [ "$mode" = paced ] || continue
+        how=(--publish "$publish" --rate "$FANOUT_RATE")
+      fi
+      echo "== $name: fanout $t, ZeroMQ $mode" >&2
+      "$LG" fanout "${common[@]}" "${how[@]}" --settle "$SETTLE" --drain-timeout "$DRAIN" \
+        --transport "$t" -n "$FANOUT_N" -k "$FANOUT_K" \
+        >"$work/$name.fanout-$t-$mode.json" 2>>"$work/$name.err" || true
+    done
   done
   echo "== $name: channels" >&2
   "$LG" channels "${common[@]}" "${deliver[@]}" -n "$CHANNELS_N" \
@@ -95,7 +115,8 @@ run_proxy() { # name kind limits
   [ "$name" = holdfast-before ] && hf=$HF_BEFORE/holdfast
   gen_conf "$dir" "$kind" "$limits" cmp- ""
   start_proxy "$dir" "$kind" "$hf"
-  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port" --pid-tree "$proxy_pid"
+  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port" \
+    "zmq:tcp://127.0.0.1:$pull_port" --pid-tree "$proxy_pid"
   stop_proxy
 }
 
@@ -113,11 +134,12 @@ for target in $TARGETS; do
     run_proxy holdfast-before holdfast "$HF_LIMITS"
   fi
 done
-scenarios limit "http://127.0.0.1:$limit_port" "http://127.0.0.1:$limit_port" --pids "$limit_pid"
+scenarios limit "http://127.0.0.1:$limit_port" "http://127.0.0.1:$limit_port" - --pids "$limit_pid"
 
-python3 - "$work" "$HOLD_N" "$FANOUT_N" "$FANOUT_K" "$CHANNELS_N" "$HF_LIMITS" "${HF_BEFORE:+1}" <<'PY'
+python3 - "$work" "$HOLD_N" "$FANOUT_N" "$FANOUT_K" "$CHANNELS_N" "$HF_LIMITS" "${HF_BEFORE:+1}" \
+  "$FANOUT_ZMQ" "$FANOUT_RATE" <<'PY'
 import json, os, sys
-work, hold_n, fan_n, fan_k, ch_n, hf_limits, before = sys.argv[1:]
+work, hold_n, fan_n, fan_k, ch_n, hf_limits, before, zmq_modes, rate = sys.argv[1:]
 targets = ["holdfast", "pushpin-shipped", "pushpin-unlimited", "limit"]
 if before:
     targets.insert(1, "holdfast-before")
@@ -143,13 +165,18 @@ rows = [
     (f"hold {hold_n}: KiB per conn (RSS)", "hold", "kib_per_conn", False, 1),
 ]
 for t in ("stream", "sse"):
-    p = f"fanout {fan_n}x{fan_k} {t}"
-    rows += [
-        (f"{p}: deliveries/s", f"fanout-{t}", "deliveries_per_sec", True, 1),
-        (f"{p}: p50 ms", f"fanout-{t}", "latency_us.p50", False, 1e-3),
-        (f"{p}: p99 ms", f"fanout-{t}", "latency_us.p99", False, 1e-3),
-        (f"{p}: lost/dup/ooo", f"fanout-{t}", None, False, 1),
-    ]
+    variants = [("", f"fanout-{t}")]
+    for mode in zmq_modes.split():
+        label = "ZeroMQ burst" if mode == "burst" else f"ZeroMQ {rate}/s"
+        variants.append((f", {label}", f"fanout-{t}-{mode}"))
+    for suffix, scen in variants:
+        p = f"fanout {fan_n}x{fan_k} {t}{suffix}"
+        rows += [
+            (f"{p}: deliveries/s", scen, "deliveries_per_sec", True, 1),
+            (f"{p}: p50 ms", scen, "latency_us.p50", False, 1e-3),
+            (f"{p}: p99 ms", scen, "latency_us.p99", False, 1e-3),
+            (f"{p}: lost/dup/ooo", scen, None, False, 1),
+        ]
 rows += [
     (f"channels {ch_n}: messages/s", "channels", "deliveries_per_sec", True, 1),
     (f"channels {ch_n}: p50 ms", "channels", "latency_us.p50", False, 1e-3),
@@ -206,4 +233,6 @@ for label, scen, path, higher, scale in rows:
 print()
 print("Ratios: >1x means Holdfast is better (faster, less memory, lower latency); the limit server")
 print("is the same client against a minimal in-process Rust server, the machine's practical ceiling.")
+if zmq_modes.split():
+    print("ZeroMQ rows: the limit server has no ZeroMQ input; its paced row is the same rate over HTTP.")
 PY

@@ -44,6 +44,10 @@ use crate::session::{release_held, Sessions};
 /// How often the hub's timers are checked; bounds how late a timeout or keep-alive fires.
 pub const TICK: Duration = Duration::from_millis(50);
 
+/// Receivers one [`GripRuntime::publish`] call delivers to under one hub lock before it sends
+/// what it has and takes the lock again: about a millisecond of delivery work.
+pub const PUBLISH_RUN_RECEIVERS: usize = 20_000;
+
 /// The original request of a held session, kept for retries (`Grip-Last` re-requests) and
 /// next-link fetches. Shared by the hub record and the tasks that resume it.
 #[derive(Debug)]
@@ -103,16 +107,46 @@ impl GripRuntime {
         let accepted = Instant::now();
         self.wait_for_outbox().await;
         let observers = self.observers.get();
+        // The items of one call are delivered under one hub lock into one set of effects, so
+        // a run of items to the same channel leaves as one `Fanout` per worker (see
+        // `Effects::push_fanout`): a burst of publishes costs each stream one write, not one
+        // per item. The lock is given up (and the effects sent) every
+        // `PUBLISH_RUN_RECEIVERS` receivers, which bounds both the time others wait for the
+        // hub and how long the run's first item waits for its last.
+        let mut fx = Effects::default();
+        let mut hub = self.lock();
+        let mut run = 0;
+        let mut reached = 0;
         for item in items {
             let item = publish::to_item(item);
             let channel = item.channel.clone();
-            let receivers = self.with(|hub, now, fx| hub.publish(item, now, fx));
+            let receivers = hub.publish(item, Instant::now(), &mut fx);
             tracing::info!("publish channel={channel} receivers={receivers}");
+            reached += usize::from(receivers > 0);
             if let Some(observers) = observers {
                 observers.emit(Event::Published(input));
-                if receivers > 0 {
-                    observers.emit(Event::PublishLatency(accepted.elapsed()));
-                }
+            }
+            run += receivers.max(1);
+            if run >= PUBLISH_RUN_RECEIVERS {
+                drop(hub);
+                self.apply(std::mem::take(&mut fx));
+                self.report_latency(accepted, std::mem::take(&mut reached));
+                hub = self.lock();
+                run = 0;
+            }
+        }
+        drop(hub);
+        self.apply(fx);
+        self.report_latency(accepted, reached);
+    }
+
+    /// One `PublishLatency` per item of a run that reached somebody, once its messages are in
+    /// the outbox.
+    fn report_latency(&self, accepted: Instant, items: usize) {
+        if let Some(observers) = self.observers.get() {
+            let latency = accepted.elapsed();
+            for _ in 0..items {
+                observers.emit(Event::PublishLatency(latency));
             }
         }
     }

@@ -281,31 +281,42 @@ impl Input {
         }
     }
 
+    /// Receives what is waiting (at most `MAX_RECV_PER_PASS` messages) and publishes it in
+    /// one call, so a burst is delivered in runs (see [`GripRuntime::publish`]).
     fn drain(&mut self, from_sub: bool) {
+        let input = if from_sub {
+            PublishInput::ZmqSub
+        } else {
+            PublishInput::ZmqPull
+        };
+        let mut items = Vec::new();
         for _ in 0..MAX_RECV_PER_PASS {
             let socket = if from_sub { &self.sub } else { &self.pull };
-            let Some(socket) = socket else { return };
+            let Some(socket) = socket else { break };
             let frames = match socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN) => return,
+                Err(zmq::Error::EAGAIN) => break,
                 Err(zmq::Error::EINTR) => continue,
                 Err(err) => {
                     tracing::error!("publish input receive failed: {err}");
-                    return;
+                    break;
                 }
             };
-            let (item, input) = if from_sub {
-                (self.parse_sub(frames), PublishInput::ZmqSub)
+            let item = if from_sub {
+                self.parse_sub(frames)
             } else {
-                (self.parse_pull(frames), PublishInput::ZmqPull)
+                self.parse_pull(frames)
             };
             match item {
-                Some(item) => self.runtime.block_on(self.grip.publish(vec![item], input)),
+                Some(item) => items.push(item),
                 None => self.grip.emit(Event::Dropped {
                     reason: DropReason::Malformed,
                     count: 1,
                 }),
             }
+        }
+        if !items.is_empty() {
+            self.runtime.block_on(self.grip.publish(items, input));
         }
     }
 

@@ -148,13 +148,13 @@ impl Hub {
         }
         if let Some(StreamFormat::Send(data)) = &item.stream {
             for (worker, ids) in groups.into_groups() {
-                fx.msgs.push((
-                    worker,
-                    ToConnmgr::Fanout(Fanout {
+                fx.push_fanout(
+                    &worker,
+                    Fanout {
                         ids,
                         data: data.clone(),
-                    }),
-                ));
+                    },
+                );
             }
         }
         if let Some(WsFormat::Send(kind, data)) = &item.ws {

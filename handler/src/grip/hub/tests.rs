@@ -459,6 +459,36 @@ fn fanned_out(fx: &Effects) -> Vec<u64> {
 }
 
 #[test]
+fn a_run_of_items_to_one_channel_leaves_as_one_fanout_per_worker() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let mut fx = Effects::default();
+    for (w, id) in [("w0", 1), ("w0", 2), ("w1", 3)] {
+        hub.hold(stream_hold(key(w, id), 1000, &["c"]), t0, &mut fx);
+    }
+    let mut fx = Effects::default();
+    for data in ["a\n", "b\n", "c\n"] {
+        hub.publish(stream_item("c", data), t0, &mut fx);
+    }
+    let mut sent: Vec<(Vec<u64>, Vec<u8>)> = fx
+        .msgs
+        .iter()
+        .map(|(_, m)| match m {
+            ToConnmgr::Fanout(f) => (f.ids.iter().map(|i| i.0).collect(), f.data.to_vec()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            (vec![1, 2], b"a\nb\nc\n".to_vec()),
+            (vec![3], b"a\nb\nc\n".to_vec())
+        ]
+    );
+}
+
+#[test]
 fn message_rate_paces_deliveries_across_ticks() {
     let mut hub = limited_hub(Some(20), None);
     assert_eq!(hub.limiter_interval(), Some(Duration::from_millis(50)));
@@ -540,8 +570,9 @@ fn hwm_without_rate_caps_each_publish() {
     let mut fx = Effects::default();
     hub.publish(stream_item("c", "a"), t0, &mut fx);
     assert_eq!(fanned_out(&fx).len(), 2);
+    let mut fx = Effects::default();
     hub.publish(stream_item("c", "b"), t0, &mut fx);
-    assert_eq!(fanned_out(&fx).len(), 4);
+    assert_eq!(fanned_out(&fx).len(), 2);
     assert_eq!(hub.counters().hwm_dropped, 2);
 }
 

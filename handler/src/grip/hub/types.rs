@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_proto::internal::ToConnmgr;
+use bytes::{Bytes, BytesMut};
+use holdfast_proto::internal::{Fanout, ToConnmgr};
 
 use super::{Filters, Reply};
 use crate::grip::keepalive::KeepAlive;
@@ -151,4 +152,123 @@ pub struct Effects {
     pub resumes: Vec<Resume>,
     /// Session-table entries to remove (the hub is done with them).
     pub released: Vec<(SessionKey, u64)>,
+}
+
+/// Largest payload [`Effects::push_fanout`] builds by merging.
+pub const FANOUT_MERGE_MAX: usize = 64 * 1024;
+
+/// How far back [`Effects::push_fanout`] looks for the worker's last message (the fanouts of
+/// one item are pushed one per worker, so the previous item's sit this far back at most when
+/// there are this many workers).
+const FANOUT_MERGE_LOOKBACK: usize = 16;
+
+impl Effects {
+    /// Queues a stream `Fanout` for `worker`. When the last message queued for that worker is
+    /// a `Fanout` to exactly the same streams (the previous item of a run published to one
+    /// channel), the payload is appended to it instead: the connmgr then writes the run to
+    /// each stream once, and a stream body is a byte sequence, so the client cannot tell.
+    pub fn push_fanout(&mut self, worker: &WorkerId, fanout: Fanout) {
+        let last = self
+            .msgs
+            .iter_mut()
+            .rev()
+            .take(FANOUT_MERGE_LOOKBACK)
+            .find(|(w, _)| w == worker);
+        if let Some((_, ToConnmgr::Fanout(prev))) = last {
+            if prev.ids == fanout.ids && prev.data.len() + fanout.data.len() <= FANOUT_MERGE_MAX {
+                prev.data = append(std::mem::take(&mut prev.data), &fanout.data);
+                return;
+            }
+        }
+        self.msgs.push((worker.clone(), ToConnmgr::Fanout(fanout)));
+    }
+}
+
+/// `data` followed by `more`, reusing `data`'s buffer when it is not shared (from the second
+/// merge on), so a run of merges copies each payload about once.
+fn append(data: Bytes, more: &[u8]) -> Bytes {
+    let mut buf = match data.try_into_mut() {
+        Ok(buf) => buf,
+        Err(shared) => {
+            let mut buf = BytesMut::with_capacity((shared.len() + more.len()) * 4);
+            buf.extend_from_slice(&shared);
+            buf
+        }
+    };
+    buf.extend_from_slice(more);
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use holdfast_proto::internal::{Body, StreamId};
+
+    use super::*;
+
+    fn fanout(ids: &[u64], data: &'static [u8]) -> Fanout {
+        Fanout {
+            ids: ids.iter().map(|&i| StreamId(i)).collect(),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    fn payloads(fx: &Effects) -> Vec<(&[u8], Vec<u8>)> {
+        fx.msgs
+            .iter()
+            .map(|(w, m)| match m {
+                ToConnmgr::Fanout(f) => (w.as_bytes(), f.data.to_vec()),
+                _ => (w.as_bytes(), b"<other>".to_vec()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fanouts_to_the_same_streams_merge_per_worker_in_order() {
+        let (w0, w1) = (WorkerId::new("w0"), WorkerId::new("w1"));
+        let mut fx = Effects::default();
+        let shared = Bytes::from_static(b"a");
+        for (w, ids) in [(&w0, [1, 2]), (&w1, [7, 8])] {
+            let f = Fanout {
+                ids: ids.iter().map(|&i| StreamId(i)).collect(),
+                data: shared.clone(),
+            };
+            fx.push_fanout(w, f);
+        }
+        fx.push_fanout(&w0, fanout(&[1, 2], b"b"));
+        fx.push_fanout(&w1, fanout(&[7, 8], b"b"));
+        fx.push_fanout(&w0, fanout(&[1, 2], b"c"));
+        assert_eq!(
+            payloads(&fx),
+            vec![(&b"w0"[..], b"abc".to_vec()), (&b"w1"[..], b"ab".to_vec())]
+        );
+        // The payload other workers share is never written into.
+        assert_eq!(&shared[..], b"a");
+    }
+
+    #[test]
+    fn fanouts_stay_apart_when_streams_differ_or_another_message_intervenes() {
+        let w0 = WorkerId::new("w0");
+        let mut fx = Effects::default();
+        fx.push_fanout(&w0, fanout(&[1, 2], b"a"));
+        fx.push_fanout(&w0, fanout(&[1], b"b"));
+        fx.msgs.push((
+            w0.clone(),
+            ToConnmgr::Body(Body {
+                id: StreamId(1),
+                data: Bytes::from_static(b"q"),
+                more: true,
+            }),
+        ));
+        fx.push_fanout(&w0, fanout(&[1], b"c"));
+        let big = vec![b'x'; FANOUT_MERGE_MAX];
+        fx.push_fanout(
+            &w0,
+            Fanout {
+                ids: vec![StreamId(1)],
+                data: Bytes::from(big),
+            },
+        );
+        let lens: Vec<usize> = payloads(&fx).iter().map(|(_, d)| d.len()).collect();
+        assert_eq!(lens, vec![1, 1, 7, 1, FANOUT_MERGE_MAX]);
+    }
 }
