@@ -568,11 +568,15 @@ impl Conn {
             self.rstart = 0;
         }
         loop {
+            let offered = buf.len() - self.rend;
             match self.transport.read(&mut buf[self.rend..]) {
                 Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
                     self.rend += n;
                     self.last_activity = cx.now;
+                    if n < offered && self.transport.short_read_drains() {
+                        self.readable = false;
+                    }
                     return Ok(ReadOutcome::Data);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -239,6 +239,17 @@ impl TlsStream {
     }
 }
 
+impl Transport {
+    /// True when a read that returned less than it was offered proves the socket empty, so
+    /// the read that would only return `WouldBlock` can be skipped (one syscall per request
+    /// on a keep-alive connection). That holds for plain sockets: epoll (and kqueue) raise a
+    /// new readiness edge for data that arrives after the read. Not for TLS, whose decrypted
+    /// bytes can stay in rustls after a short read.
+    pub fn short_read_drains(&self) -> bool {
+        !matches!(self, Self::Tls(_))
+    }
+}
+
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

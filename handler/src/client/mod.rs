@@ -292,7 +292,9 @@ impl Client {
         if let Some(conn) = self.take_idle(key) {
             return Ok(conn);
         }
-        self.connect(key).await
+        // Boxed: connecting (TCP, TLS, handshake) is the rare path once the pool is warm, and
+        // its state would otherwise sit in every request's task future.
+        Box::pin(self.connect(key)).await
     }
 
     fn take_idle(&self, key: &PoolKey) -> Option<Conn> {

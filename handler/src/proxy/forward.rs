@@ -163,7 +163,7 @@ pub async fn exchange_with_body(
         (true, Some(req)) => {
             drop(conn);
             tracing::debug!("pooled connection to {target} was closed; reconnecting");
-            let mut fresh = client.connect(key).await?;
+            let mut fresh = Box::pin(client.connect(key)).await?;
             match fresh.send(req).await {
                 Ok(response) => Ok(Exchange {
                     response,

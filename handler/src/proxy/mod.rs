@@ -453,7 +453,10 @@ async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
         p.log.target = Some(target.kind.to_string());
         match &target.kind {
             TargetKind::Test => {
-                serve_test(p, &path, grip_enabled, debug, cors, jsonp).await;
+                // Boxed, as the GRIP branch below: rare paths whose state would otherwise
+                // make every proxied request's task future kilobytes larger (copied on spawn
+                // and on completion).
+                Box::pin(serve_test(p, &path, grip_enabled, debug, cors, jsonp)).await;
                 return;
             }
             TargetKind::Zhttp(_) | TargetKind::ZhttpReq(_) => {
@@ -480,9 +483,9 @@ async fn proxy_to_route(p: &mut RouteSession<'_>, extra: &Extra) {
                         let headers = exchange.headers();
                         if grip_enabled && holdfast_proto::grip::is_grip_response(&headers) {
                             let s = p.grip(debug, cors, jsonp);
-                            grip_flow::accept_exchange(s, exchange).await;
+                            Box::pin(grip_flow::accept_exchange(s, exchange)).await;
                         } else if let Some(jsonp) = &jsonp {
-                            let answer = match exchange.buffer(jsonp::MAX_BODY).await {
+                            let answer = match Box::pin(exchange.buffer(jsonp::MAX_BODY)).await {
                                 Ok(b) => jsonp::wrap_proxied(
                                     jsonp, b.code, &b.reason, &b.headers, &b.body,
                                 ),
