@@ -35,8 +35,8 @@
 # Pushpin runs twice: once with the config as shipped (message_rate=2500, message_hwm=25000:
 # deliveries are throttled to 2500/s and messages beyond the queue are dropped, which shows as
 # `lost`) and once with those keys removed. "Pushpin-best" is the better of the two per row.
-# Targets run one after the other, never at the same time. Default runtime: ~3-5 minutes on
-# 2 cores.
+# Targets run one after the other, never at the same time. Default runtime: ~6-8 minutes on
+# 2 cores (~15 with HOLD_N=16000 CHANNELS_N=10000 and HF_BEFORE).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
