@@ -23,10 +23,31 @@ TARGET = os.environ.get("HOLDFAST_TEST_TARGET", "holdfast")
 BIN_DIR = os.environ.get("HOLDFAST_BIN_DIR", os.path.join(ROOT, "target", "release"))
 
 
+# Ports handed out by free_port() come from below the kernel's ephemeral range (32768-60999 by
+# default) and below the benchmark scripts' ports (29000 and up), so no outgoing connection's
+# source port can take one between free_port() and the bind of the process under test, and a
+# session never hands out the same port twice. (Asking the kernel for port 0 allowed both: a
+# proxy once got the same port for its ZeroMQ PULL socket and its HTTP publish API.)
+_PORT_LOW, _PORT_HIGH = 20000, 28999
+_next_port = _PORT_LOW + (os.getpid() * 7919) % (_PORT_HIGH - _PORT_LOW)
+_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    global _next_port
+    for _ in range(_PORT_HIGH - _PORT_LOW):
+        port = _next_port
+        _next_port = _PORT_LOW if _next_port >= _PORT_HIGH else _next_port + 1
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    raise RuntimeError("no free port left in the test range")
 
 
 def wait_port(port, timeout=20.0):
