@@ -23,6 +23,9 @@
 #                          the loadgen and ~20k in the proxy: the open-file soft limit is raised to
 #                          the hard limit for everything this script starts)
 #   WS_BCAST_K=20          messages per ws-broadcast run
+#   WS_BCAST_ZMQ=          also run ws-broadcast with the messages pushed over ZeroMQ PUSH to the
+#                          proxy's PULL socket: `burst` (all at once) and/or `paced` (at
+#                          WS_BCAST_RATE messages/s, default 300), e.g. WS_BCAST_ZMQ="burst paced"
 #   CONCURRENCY=64         WebSocket handshakes in flight at once (each is one backend POST)
 #   SETTLE=2               seconds between "all subscribed" and the first publish
 #   DRAIN=10               stop waiting for deliveries after this many seconds without one
@@ -46,6 +49,8 @@ WS_ECHO_SIZE=${WS_ECHO_SIZE:-32}
 WS_ECHO_TIMEOUT=${WS_ECHO_TIMEOUT:-30}
 WS_BCAST_N=${WS_BCAST_N:-1000 10000}
 WS_BCAST_K=${WS_BCAST_K:-20}
+WS_BCAST_ZMQ=${WS_BCAST_ZMQ:-}
+WS_BCAST_RATE=${WS_BCAST_RATE:-300}
 CONCURRENCY=${CONCURRENCY:-64}
 SETTLE=${SETTLE:-2}
 DRAIN=${DRAIN:-10}
@@ -79,8 +84,8 @@ pids+=($!)
 wait_http "http://127.0.0.1:$backend_port/plain"
 
 
-scenarios() { # name url publish
-  local name=$1 url=$2 publish=$3
+scenarios() { # name url publish zmq-publish
+  local name=$1 url=$2 publish=$3 zmq=$4
   local common=(--url "$url" --concurrency "$CONCURRENCY")
   for n in $WS_ECHO_N; do
     echo "== $name: ws-echo $n x ${WS_ECHO_SECS}s" >&2
@@ -94,6 +99,15 @@ scenarios() { # name url publish
       --drain-timeout "$DRAIN" -n "$n" -k "$WS_BCAST_K" \
       >"$work/$name.ws-broadcast-$n.json" 2>>"$work/$name.err" || true
     sleep 1
+    for mode in $WS_BCAST_ZMQ; do
+      local how=(--publish "$zmq")
+      [ "$mode" = paced ] && how+=(--rate "$WS_BCAST_RATE")
+      echo "== $name: ws-broadcast $n x $WS_BCAST_K, ZeroMQ $mode" >&2
+      "$LG" ws-broadcast "${common[@]}" "${how[@]}" --settle "$SETTLE" \
+        --drain-timeout "$DRAIN" -n "$n" -k "$WS_BCAST_K" \
+        >"$work/$name.ws-broadcast-$n-$mode.json" 2>>"$work/$name.err" || true
+      sleep 1
+    done
   done
 }
 
@@ -101,7 +115,8 @@ run_proxy() { # name kind limits
   local name=$1 kind=$2 limits=$3 dir="$work/$1"
   gen_conf "$dir" "$kind" "$limits" wscmp- ",over_http"
   start_proxy "$dir" "$kind"
-  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port"
+  scenarios "$name" "http://127.0.0.1:$http_port" "http://127.0.0.1:$pub_port" \
+    "zmq:tcp://127.0.0.1:$pull_port"
   stop_proxy
 }
 
@@ -115,9 +130,10 @@ for t in $TARGETS; do
   esac
 done
 
-python3 - "$work" "$WS_ECHO_N" "$WS_BCAST_N" "$WS_BCAST_K" "$HF_LIMITS" <<'PY'
+python3 - "$work" "$WS_ECHO_N" "$WS_BCAST_N" "$WS_BCAST_K" "$HF_LIMITS" "$WS_BCAST_ZMQ" \
+  "$WS_BCAST_RATE" <<'PY'
 import json, os, sys
-work, echo_n, bcast_n, bcast_k, hf_limits = sys.argv[1:]
+work, echo_n, bcast_n, bcast_k, hf_limits, zmq_modes, rate = sys.argv[1:]
 targets = ["holdfast", "pushpin-shipped", "pushpin-unlimited"]
 
 def load(t, s):
@@ -148,9 +164,13 @@ for n in echo_n.split():
                    f"{d.get('connected', 0) - d.get('disconnected', 0) - d.get('clean_closes', 0)}",
          None, 1),
     ]
+bcast = []
 for n in bcast_n.split():
-    p = f"ws-broadcast {n}x{bcast_k}"
-    s = f"ws-broadcast-{n}"
+    bcast.append((f"ws-broadcast {n}x{bcast_k}", f"ws-broadcast-{n}"))
+    for mode in zmq_modes.split():
+        label = "ZeroMQ burst" if mode == "burst" else f"ZeroMQ {rate}/s"
+        bcast.append((f"ws-broadcast {n}x{bcast_k}, {label}", f"ws-broadcast-{n}-{mode}"))
+for p, s in bcast:
     rows += [
         (f"{p}: deliveries/s", s, "deliveries_per_sec", True, 1),
         (f"{p}: p50 ms", s, "latency_us.p50", False, 1e-3),
