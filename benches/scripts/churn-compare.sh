@@ -47,22 +47,8 @@ CONCURRENCY=${CONCURRENCY:-64}
 TARGETS=${TARGETS:-holdfast pushpin-unlimited}
 BASE_PORT=${BASE_PORT:-29300}
 
-need=()
-command -v pushpin >/dev/null || need+=(pushpin)
-command -v python3 >/dev/null || need+=(python3)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if [ -z "${SKIP_BUILD:-}" ]; then
-  cargo build --release -q -p holdfast-tools -p holdfast-handler -p holdfast-connmgr
-fi
-LG=$root/target/release/holdfast-loadgen
-HF=$root/target/release/holdfast
-
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 source "$(dirname "$0")/lib.sh"
+bench_prepare
 bench_init hf-churn-compare
 
 "$LG" backend --listen "127.0.0.1:$backend_port" >"$work/backend.out" 2>&1 &

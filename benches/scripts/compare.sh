@@ -53,23 +53,8 @@ DRAIN=${DRAIN:-5}
 HF_LIMITS=${HF_LIMITS:-none}
 BASE_PORT=${BASE_PORT:-29000}
 
-need=()
-command -v pushpin >/dev/null || need+=(pushpin)
-command -v python3 >/dev/null || need+=(python3)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if [ -z "${SKIP_BUILD:-}" ]; then
-  cargo build --release -q -p holdfast-tools -p holdfast-handler -p holdfast-connmgr
-fi
-LG=$root/target/release/holdfast-loadgen
-HF=$root/target/release/holdfast
-
-# 10,000 subscribers need more than the usual soft limit of open files, in every process.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 source "$(dirname "$0")/lib.sh"
+bench_prepare
 bench_init hf-compare
 
 "$LG" backend --listen "127.0.0.1:$backend_port" >"$work/backend.out" 2>&1 &

@@ -2,8 +2,28 @@
 # the port plan, waiting helpers, and the one pushpin.conf shape every proxy runs with (Holdfast
 # and Pushpin 1.36 get the same generated config, so they are compared like for like).
 #
-# Sourced, not run. The caller sets BASE_PORT and HF (the holdfast runner) first, then calls
-# `bench_init <work-dir-prefix>`.
+# Sourced, not run. The caller sets `root` (the repository) and BASE_PORT, calls `bench_prepare`
+# (which sets LG and HF), then `bench_init <work-dir-prefix>`.
+
+# Installs what the scripts need when it is missing (Pushpin, python3, curl), builds the release
+# binaries unless SKIP_BUILD is set, sets LG (holdfast-loadgen) and HF (the holdfast runner), and
+# raises the open-file soft limit to the hard limit: every process started afterwards inherits
+# it, and 10,000 subscribers are 10,000 sockets in the loadgen and more in the proxy.
+bench_prepare() {
+  local need=()
+  command -v pushpin >/dev/null || need+=(pushpin)
+  command -v python3 >/dev/null || need+=(python3)
+  command -v curl >/dev/null || need+=(curl)
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release -q -p holdfast-tools -p holdfast-handler -p holdfast-connmgr
+  fi
+  LG=$root/target/release/holdfast-loadgen
+  HF=$root/target/release/holdfast
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
 
 # Creates the work directory, the port plan and the EXIT trap that kills what `pids` holds.
 bench_init() { # work-dir-prefix

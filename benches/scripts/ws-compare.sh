@@ -58,25 +58,9 @@ HF_LIMITS=${HF_LIMITS:-none}
 TARGETS=${TARGETS:-holdfast pushpin-shipped pushpin-unlimited}
 BASE_PORT=${BASE_PORT:-29100}
 
-need=()
-command -v pushpin >/dev/null || need+=(pushpin)
-command -v python3 >/dev/null || need+=(python3)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if [ -z "${SKIP_BUILD:-}" ]; then
-  cargo build --release -q -p holdfast-tools -p holdfast-handler -p holdfast-connmgr
-fi
-LG=$root/target/release/holdfast-loadgen
-HF=$root/target/release/holdfast
-
-# Every process started below inherits this: 10,000 WebSockets are 10,000 client sockets in the
-# loadgen and 10,000 client sockets plus backend sockets in the proxy.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-nofile=$(ulimit -n)
-
 source "$(dirname "$0")/lib.sh"
+bench_prepare
+nofile=$(ulimit -n)
 bench_init hf-ws-compare
 
 "$LG" backend --listen "127.0.0.1:$backend_port" >"$work/backend.out" 2>&1 &

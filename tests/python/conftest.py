@@ -8,6 +8,7 @@ ports, and a programmable backend (a real HTTP server in a thread) that records 
 import http.server
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -59,6 +60,69 @@ def wait_port(port, timeout=20.0):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+class Reader:
+    """Drains a socket in a thread so a test can wait for text without blocking the proxy."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.chunks = queue.Queue()
+        self.seen = b""
+        self.closed = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        try:
+            self.sock.settimeout(None)
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                self.chunks.put(data)
+        except OSError:
+            pass
+        self.chunks.put(None)
+
+    def wait_for(self, text, timeout=10.0):
+        deadline = time.time() + timeout
+        while text not in self.seen:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                raise AssertionError(f"{text!r} not received; got {self.seen[-300:]!r}")
+            try:
+                data = self.chunks.get(timeout=min(remaining, 0.2))
+            except queue.Empty:
+                continue
+            if data is None:
+                self.closed = True
+                raise AssertionError(f"closed before {text!r}; got {self.seen[-300:]!r}")
+            self.seen += data
+        return self.seen
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def children(pid):
+    """(pid, comm) of the live (not zombie) children of `pid`, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append((int(entry), stat[stat.index("(") + 1 : stat.rindex(")")]))
+    return out
 
 
 class Backend:

@@ -15,10 +15,8 @@ is skipped on Pushpin with the observed reason.
 
 import contextlib
 import json
-import queue
 import socket
 import struct
-import threading
 import time
 
 import httpx
@@ -26,7 +24,7 @@ import pytest
 import zmq
 from websockets.sync.client import connect as ws_connect
 
-from conftest import TARGET, grip
+from conftest import TARGET, Reader, grip
 
 CTX = zmq.Context.instance()
 HOLDFAST = TARGET == "holdfast"
@@ -80,52 +78,6 @@ def assert_refused(port, data, text):
         assert out == bad_request(text)
     else:
         assert out == b"", out
-
-
-class Reader:
-    """Drains a socket in a thread so a test can wait for text without blocking the proxy."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.chunks = queue.Queue()
-        self.seen = b""
-        self.closed = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        try:
-            self.sock.settimeout(None)
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                self.chunks.put(data)
-        except OSError:
-            pass
-        self.chunks.put(None)
-
-    def wait_for(self, text, timeout=10.0):
-        deadline = time.time() + timeout
-        while text not in self.seen:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                raise AssertionError(f"{text!r} not received; got {self.seen[-300:]!r}")
-            try:
-                data = self.chunks.get(timeout=min(remaining, 0.2))
-            except queue.Empty:
-                continue
-            if data is None:
-                self.closed = True
-                raise AssertionError(f"closed before {text!r}; got {self.seen[-300:]!r}")
-            self.seen += data
-        return self.seen
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
 
 
 def publish(proxy, channel, content, fmt="http-stream"):

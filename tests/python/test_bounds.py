@@ -21,10 +21,9 @@ import pytest
 
 from websockets.sync.client import connect as ws_connect
 
-from conftest import grip
+from conftest import Reader, children, grip
 from test_bad_input import (
     HOLDFAST,
-    Reader,
     Witness,
     bad_request,
     close_frame,
@@ -286,33 +285,12 @@ QUEUE_ITEMS = 100  # per-connection queue of pending deliveries (handler/src/gri
 RESPONSE_WINDOW = 64 * 1024  # connmgr response credit window: max(client_buffer_size, 64 KiB)
 
 
-def children_of(pid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
-
-
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError(f"no VmRSS for {pid}")
-
-
-def process_name(pid):
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
 
 
 def sleeper(proxy, request):
@@ -329,7 +307,7 @@ def flood(proxy, fmt, witness_channel, wait_witness):
     """Publishes PUBLISHES items of ITEM bytes to channel `flood` (and a small numbered one to
     `witness_channel`) while sampling the RSS of the runner's children; asserts that none grew
     beyond what the configuration bounds."""
-    pids = {pid: process_name(pid) for pid in children_of(proxy.process.pid)}
+    pids = dict(children(proxy.process.pid))
     assert pids, "no child processes found"
     before = {pid: rss_kib(pid) for pid in pids}
     peak = dict(before)

@@ -18,29 +18,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import TARGET, grip
+from conftest import TARGET, children, grip
 from test_ws_grip import control, grip_backend, ws_url
 
 # The name each target gives its two main processes in /proc/<pid>/comm (15 bytes at most).
 HANDLER = "pushpin-handler" if TARGET == "pushpin" else "holdfast-handle"
 CONNMGR = "condure" if TARGET == "pushpin" else "holdfast-connmg"
-
-
-def children(pid):
-    """(pid, comm) of the live (not zombie) children of `pid`, from /proc."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append((int(entry), stat[stat.index("(") + 1 : stat.rindex(")")]))
-    return out
 
 
 def alive(pid):

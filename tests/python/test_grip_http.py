@@ -13,7 +13,7 @@ import sseclient
 from gripcontrol import GripPubControl, HttpResponseFormat, HttpStreamFormat
 from pubcontrol import Item
 
-from conftest import TARGET, grip, publish_json
+from conftest import TARGET, grip
 
 
 def publisher(proxy):

@@ -18,10 +18,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import TARGET
+from conftest import TARGET, children
 from test_faults import (
     alive,
-    children,
     held_clients,
     raw_request,
     read_response,

@@ -22,8 +22,8 @@ import time
 import httpx
 import pytest
 
-from conftest import TARGET
-from test_bad_input import Reader, Witness, read_until_closed, wait_ready
+from conftest import TARGET, Reader
+from test_bad_input import Witness, read_until_closed, wait_ready
 
 HOLDFAST = TARGET == "holdfast"
 

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
 from websockets.sync.client import connect
 
-from conftest import TARGET, free_port
+from conftest import free_port
 
 class WsBackend:
     """A `websockets` server in its own thread. `handler(conn, log)` is an async function;

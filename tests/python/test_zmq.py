@@ -3,15 +3,16 @@
 HOLDFAST_TEST_TARGET=pushpin runs the same tests against Pushpin 1.36."""
 
 import json
-import queue
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import zmq
 
-from conftest import TARGET, free_port, grip, publish_json
+from conftest import TARGET, Reader, free_port, grip, publish_json
 
 CTX = zmq.Context.instance()
 
@@ -82,54 +83,18 @@ def stream_item(channel, content, **extra):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-class StreamClient:
-    """A raw HTTP/1.1 streaming client whose socket a reader thread drains into `chunks`;
-    `close()` really closes the connection, so the proxy sees the client leave."""
+class StreamClient(Reader):
+    """A raw HTTP/1.1 streaming client whose socket a reader thread drains; `close()` really
+    closes the connection, so the proxy sees the client leave."""
 
     def __init__(self, url):
-        import socket
-        from urllib.parse import urlsplit
-
         u = urlsplit(url)
-        self.chunks = queue.Queue()
-        self.sock = socket.create_connection((u.hostname, u.port), timeout=10)
-        self.sock.sendall(f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\n\r\n".encode())
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.sock.settimeout(None)
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return
-                self.chunks.put(data)
-        except OSError:
-            pass
+        sock = socket.create_connection((u.hostname, u.port), timeout=10)
+        sock.sendall(f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\n\r\n".encode())
+        super().__init__(sock)
 
     def wait_for(self, text, timeout=10):
-        seen = b""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                seen += self.chunks.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if text.encode() in seen:
-                return seen
-        raise AssertionError(f"{text!r} not received; got {seen!r}")
-
-    def close(self):
-        import socket
-
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
+        return super().wait_for(text.encode(), timeout)
 def open_stream(proxy, backend, channel):
     path = f"/s-{channel}"
     backend.route(path, lambda r: (200, grip("stream", channel), "start\n"))

@@ -251,33 +251,18 @@ mod tests {
     //! then everything leaves together and is credited once.
 
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
     use std::time::{Duration, Instant};
 
     use holdfast_proto::internal::{ResponseHead, ToHandler};
 
     use super::*;
-    use crate::worker::transport::{Peer, Transport};
 
     const SLOT: usize = 0;
 
+    /// A connection whose client reads give up after 300 ms.
     fn pair() -> (Conn, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let (server, peer) = listener.accept().unwrap();
-        server.set_nonblocking(true).unwrap();
-        let sock = mio::net::TcpStream::from_std(server);
-        let conn = Conn::new(
-            Transport::Plain(sock),
-            Peer::Tcp(peer),
-            80,
-            1,
-            Instant::now(),
-        );
-        (conn, client)
+        crate::worker::tests::pair(Duration::from_millis(300))
     }
 
     /// A streaming (chunked) response open on a fresh connection; returns its stream id.

@@ -14,13 +14,12 @@ use super::transport::{Peer, Transport};
 
 const SLOT: usize = 0;
 
-/// A connection with its client end.
-fn pair() -> (Conn, TcpStream) {
+/// A connection with its client end, whose reads give up after `read_timeout` (the `fanout`
+/// tests use a short one to see that nothing more was written).
+pub(super) fn pair(read_timeout: Duration) -> (Conn, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    client.set_read_timeout(Some(read_timeout)).unwrap();
     let (server, peer) = listener.accept().unwrap();
     server.set_nonblocking(true).unwrap();
     let sock = mio::net::TcpStream::from_std(server);
@@ -84,7 +83,7 @@ fn credits(msgs: &[ToHandler]) -> Vec<(StreamId, u32)> {
 #[test]
 fn held_streams_own_no_buffers() {
     let mut cx = cx(65536);
-    let (mut conn, mut client) = pair();
+    let (mut conn, mut client) = pair(Duration::from_secs(5));
     client
         .write_all(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();

@@ -119,9 +119,12 @@ impl GripRuntime {
         let mut reached = 0;
         for item in items {
             let item = publish::to_item(item);
-            let channel = item.channel.clone();
+            // The channel name is kept for the log line only when that line is written.
+            let channel = tracing::enabled!(tracing::Level::INFO).then(|| item.channel.clone());
             let receivers = hub.publish(item, Instant::now(), &mut fx);
-            tracing::info!("publish channel={channel} receivers={receivers}");
+            if let Some(channel) = channel {
+                tracing::info!("publish channel={channel} receivers={receivers}");
+            }
             reached += usize::from(receivers > 0);
             if let Some(observers) = observers {
                 observers.emit(Event::Published(input));

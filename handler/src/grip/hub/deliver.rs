@@ -58,6 +58,8 @@ impl Hub {
         let mut reached = Reached::default();
         let mut completed = Vec::new();
         let mut ending = Vec::new();
+        // Receivers whose queue was full: counted and reported once, after the loop.
+        let mut queue_full: u64 = 0;
         for id in ids {
             let Some(held) = self.sessions.get_mut(&id) else {
                 continue;
@@ -77,14 +79,7 @@ impl Hub {
                     Some(WsFormat::Send(kind, data)) => match sink.offer(*kind, data, now) {
                         SinkOffer::SendNow => ws_groups.push(&held.key.worker, held.key.id),
                         SinkOffer::Queued => {}
-                        SinkOffer::Dropped => {
-                            self.counters.dropped += 1;
-                            self.dropped_since_warning += 1;
-                            self.watch.observers().emit(Event::Dropped {
-                                reason: DropReason::QueueFull,
-                                count: 1,
-                            });
-                        }
+                        SinkOffer::Dropped => queue_full += 1,
                     },
                     Some(WsFormat::Close(code, reason)) => {
                         sink.push_control(Outgoing::Close(*code, reason.clone()));
@@ -113,26 +108,10 @@ impl Hub {
                     Some(StreamFormat::Send(data)) => match held.flow.offer(data) {
                         Offer::SendNow => {
                             groups.push(&held.key.worker, held.key.id);
-                            if let (
-                                State::Stream {
-                                    keep_alive: Some(ka),
-                                    ..
-                                },
-                                Some(current),
-                            ) = (&held.state, held.deadline)
-                            {
-                                held.deadline = Some(ka.after_output(current, now));
-                            }
+                            held.output_sent(now);
                         }
                         Offer::Queued => {}
-                        Offer::Dropped => {
-                            self.counters.dropped += 1;
-                            self.dropped_since_warning += 1;
-                            self.watch.observers().emit(Event::Dropped {
-                                reason: DropReason::QueueFull,
-                                count: 1,
-                            });
-                        }
+                        Offer::Dropped => queue_full += 1,
                     },
                     Some(StreamFormat::Close) => ending.push(id),
                     Some(StreamFormat::Hint) => completed.push((id, Recovery::Recover)),
@@ -145,6 +124,14 @@ impl Hub {
                     ResponseAction::Ignore => {}
                 }
             }
+        }
+        if queue_full > 0 {
+            self.counters.dropped += queue_full;
+            self.dropped_since_warning += queue_full;
+            self.watch.observers().emit(Event::Dropped {
+                reason: DropReason::QueueFull,
+                count: queue_full,
+            });
         }
         if let Some(StreamFormat::Send(data)) = &item.stream {
             for (worker, ids) in groups.into_groups() {

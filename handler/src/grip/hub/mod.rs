@@ -128,6 +128,23 @@ struct Held {
     link_seen: u64,
 }
 
+impl Held {
+    /// Output just went to a stream with keep-alives: the next keep-alive moves out (the
+    /// keep-alive's own rule, [`KeepAlive::after_output`]).
+    fn output_sent(&mut self, now: Instant) {
+        if let (
+            State::Stream {
+                keep_alive: Some(ka),
+                ..
+            },
+            Some(current),
+        ) = (&self.state, self.deadline)
+        {
+            self.deadline = Some(ka.after_output(current, now));
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Channel {
     /// Subscribed held requests and their mode.
@@ -450,16 +467,7 @@ impl Hub {
             ));
         }
         if sent {
-            if let (
-                State::Stream {
-                    keep_alive: Some(ka),
-                    ..
-                },
-                Some(current),
-            ) = (&held.state, held.deadline)
-            {
-                held.deadline = Some(ka.after_output(current, now));
-            }
+            held.output_sent(now);
         }
         if matches!(held.state, State::Ending) && held.flow.is_idle() {
             self.finish(id, now, fx);
