@@ -40,7 +40,7 @@ use crate::{command, logging, metrics, routes, stats, zmqin};
 /// How long sessions in flight may take to finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Inbound batches queued between the bridge thread and the dispatcher.
+/// Inbound batches queued between the bridge and the dispatcher.
 const INBOUND_CAPACITY: usize = 1024;
 
 /// Runs the handler until it is stopped; the process exit code.
@@ -103,7 +103,7 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
     let client = Client::new(TlsConfigs::new()?);
     let epoch: u64 = rand::random();
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
-    // Runs on the thread that called block_on, not on a runtime worker; binding is immediate.
+    // Binding is immediate; the bridge task starts on the runtime.
     let bridge = bridge::start(&settings.connmgr_spec, epoch, inbound_tx)?;
     let outbox = bridge.outbox();
 
@@ -355,12 +355,7 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
         control.abort();
     }
     dispatch.abort();
-    if tokio::task::spawn_blocking(move || bridge.stop())
-        .await
-        .is_err()
-    {
-        tracing::error!("bridge shutdown task failed");
-    }
+    bridge.stop().await;
     match failure {
         Some(err) => Err(err),
         None => {

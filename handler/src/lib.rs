@@ -6,10 +6,10 @@
 //! ```text
 //!  connmgr workers (DEALER)                     holdfast-handler
 //!  ───────────────────────        ┌──────────────────────────────────────────────────────────┐
-//!        ZeroMQ ipc  ────────────▶│ ipc::bridge   dedicated OS thread, owns the ROUTER socket │
+//!        ZeroMQ ipc  ────────────▶│ ipc::bridge   task that owns the ROUTER socket (ZMQ_FD)   │
 //!                                 │   liveness (epochs, hello, heartbeats), per-worker batches│
 //!                                 │        │ Inbound (bounded tokio mpsc)    ▲ Outbox          │
-//!                                 │        ▼                                 │ (crossbeam+wake) │
+//!                                 │        ▼                               │ (crossbeam+Notify) │
 //!                                 │ session::dispatch  session table keyed (worker, stream)   │
 //!                                 │        │ spawns one task per request                      │
 //!                                 │        ▼                                                  │
@@ -20,8 +20,8 @@
 //!                                 └──────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! * [`ipc`]: the ZeroMQ side. ZeroMQ sockets are not async, so one OS thread owns the ROUTER
-//!   socket and talks to tokio through channels; no ZeroMQ call ever runs on a tokio worker.
+//! * [`ipc`]: the ZeroMQ side. One task owns the ROUTER socket and waits on its signalling
+//!   descriptor through tokio; every ZeroMQ call it makes is non-blocking.
 //! * [`session`]: the table of live streams and the per-stream [`session::Inbox`] where request
 //!   body and credits from the connmgr wait for the session task. Later GRIP holds live in the
 //!   same table.
@@ -37,13 +37,15 @@
 //!
 //! * [`zmqin`]: the ZeroMQ publish inputs (PULL, SUB with per-channel subscriptions);
 //!   [`command`]: the ZRPC command socket; [`stats`]: the stats PUB socket; [`metrics`]:
-//!   Prometheus. Each ZeroMQ socket has its own OS thread.
+//!   Prometheus. Each of these ZeroMQ sockets has its own OS thread.
 //! * [`observe`]: the events (connections, subscriptions, deliveries) the hub and the session
 //!   table report to stats, metrics and the SUB input.
 //!
 //! WebSockets come later.
 
-#![forbid(unsafe_code)]
+// One exception, with its reason at the site: registering libzmq's signalling descriptor with
+// tokio (`ipc::bridge`).
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod cli;

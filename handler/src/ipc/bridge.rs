@@ -1,32 +1,46 @@
-//! The thread that owns the ROUTER socket.
+//! The task that owns the ROUTER socket.
+//!
+//! ZeroMQ sockets are not file descriptors. libzmq exposes a *signalling* descriptor (`ZMQ_FD`)
+//! that becomes readable when the socket's state may have changed, edge-triggered, and only
+//! after libzmq's own bookkeeping has run (a send, a receive or a `ZMQ_EVENTS` query). The
+//! bridge registers that descriptor with tokio ([`AsyncFd`]) purely as a wake-up and never
+//! makes a blocking ZeroMQ call, so it runs as an ordinary task: a request from the connmgr
+//! reaches its session task without crossing an OS thread of ours, and a response leaves
+//! without a wake-up pipe (an earlier version had a dedicated thread polling the socket and a
+//! socket pair, which cost a context switch and three system calls per request each way).
 //!
 //! One loop pass:
 //!
-//! 1. `zmq::poll` the ROUTER socket and the outbox wake-up fd (100 ms timeout, 10 ms while a
-//!    send is blocked by the high-water mark);
-//! 2. receive up to `MAX_RECV_PER_PASS` (256) messages, decode each [`Packet`], update liveness,
-//!    answer `Hello`, and forward the rest to tokio ([`Inbound`], `blocking_send`: this is not
-//!    a tokio thread);
-//! 3. drain the outbox and group its messages per worker;
-//! 4. queue heartbeats for workers the handler has been quiet towards and drop workers that
+//! 1. receive up to `MAX_RECV_PER_PASS` (256) messages, decode each [`Packet`], update liveness,
+//!    answer `Hello`, and queue the rest for the dispatcher ([`Inbound`]);
+//! 2. drain the outbox and group its messages per worker;
+//! 3. queue heartbeats for workers the handler has been quiet towards and drop workers that
 //!    have been silent for `PEER_TIMEOUT_MS`;
-//! 5. encode each worker's batch into ONE packet (split only past `MAX_PACKET_PAYLOAD` (4 MiB)) and
+//! 4. encode each worker's batch into ONE packet (split only past `MAX_PACKET_PAYLOAD` (4 MiB)) and
 //!    send it without blocking. A packet refused by the high-water mark stays queued, encoded,
-//!    and is retried next pass; later packets for that worker wait behind it so order holds.
+//!    and is retried next pass; later packets for that worker wait behind it so order holds;
+//! 5. hand the queued [`Inbound`] events to the dispatcher (waiting if its queue is full: that
+//!    is the back-pressure that stops the bridge reading, and then the connmgr sending).
+//!
+//! Then, unless input is still waiting (`ZMQ_EVENTS` says so: a send can consume the edge that
+//! announced it), the task sleeps until the descriptor signals, the outbox is woken, or the
+//! liveness tick (100 ms; 10 ms while a send is blocked) is due.
 //!
 //! The socket has `ROUTER_MANDATORY` set, so a message for an identity ZeroMQ does not know
 //! fails with `EHOSTUNREACH` instead of vanishing: the worker is then treated as gone.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use holdfast_proto::internal::{self, Packet, ToConnmgr, ToHandler, MAX_PACKET_SIZE};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::peers::{PeerChange, Peers};
 use super::{outbox, GoneReason, Inbound, Outbox, OutboxReceiver, WorkerId, OUTBOX_MAX_BYTES};
@@ -44,25 +58,50 @@ const HWM: i32 = 10_000;
 /// How long pending messages may take to leave when the process stops.
 const LINGER_MS: i32 = 1_000;
 
-/// Poll timeout when idle; bounds how late heartbeats and timeouts are noticed.
-const POLL_IDLE_MS: i64 = 100;
+/// Liveness tick when idle; bounds how late heartbeats and timeouts are noticed.
+const TICK_IDLE: Duration = Duration::from_millis(100);
 
-/// Poll timeout while a send is blocked by the high-water mark.
-const POLL_BLOCKED_MS: i64 = 10;
+/// Liveness tick while a send is blocked by the high-water mark (the retry interval).
+const TICK_BLOCKED: Duration = Duration::from_millis(10);
 
 /// How long the stopping bridge keeps trying to flush queued packets.
 const STOP_FLUSH: Duration = Duration::from_secs(2);
 
-/// A running bridge thread.
+/// A running bridge task.
 #[derive(Debug)]
 pub struct BridgeHandle {
-    thread: Option<JoinHandle<()>>,
+    task: JoinHandle<()>,
     stop: Arc<AtomicBool>,
     outbox: Outbox,
 }
 
-/// Binds the ROUTER socket at `spec` and starts the bridge thread. Decoded traffic goes to
-/// `inbound`; `epoch` goes into every packet sent.
+/// libzmq's signalling descriptor, borrowed for [`AsyncFd`]: libzmq owns and closes it.
+struct SignalFd(RawFd);
+
+impl AsRawFd for SignalFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl SignalFd {
+    /// Registers `fd` (readable) with the current runtime's reactor.
+    fn register(
+        fd: RawFd,
+    ) -> Result<AsyncFd<SignalFd>, tokio::io::unix::AsyncFdRegisterError<Self>> {
+        // SAFETY: tokio requires the descriptor to stay open while registered. libzmq closes it
+        // only when the socket closes, and the bridge drops this registration before the socket
+        // (`Bridge` declares `signal` first, and `run` drops it explicitly before handing the
+        // socket back).
+        #[allow(unsafe_code)]
+        unsafe {
+            AsyncFd::register_with_interest(SignalFd(fd), Interest::READABLE)
+        }
+    }
+}
+
+/// Binds the ROUTER socket at `spec` and spawns the bridge task on the current tokio runtime.
+/// Decoded traffic goes to `inbound`; `epoch` goes into every packet sent.
 pub fn start(
     spec: &str,
     epoch: u64,
@@ -101,39 +140,39 @@ pub fn start(
         spec: spec.to_string(),
         source,
     })?;
-
-    let (outbox, receiver) = outbox(OUTBOX_MAX_BYTES).map_err(|source| RunError::Os {
-        what: "outbox wake-up socket pair",
-        source,
+    let fd = socket.get_fd().map_err(zmq_err("ZMQ_FD"))?;
+    let signal = SignalFd::register(fd).map_err(|err| RunError::Os {
+        what: "registering the ROUTER socket's descriptor",
+        source: err.into(),
     })?;
+
+    let (outbox, receiver) = outbox(OUTBOX_MAX_BYTES);
     let stop = Arc::new(AtomicBool::new(false));
     let bridge = Bridge {
+        signal,
         socket,
         outbox: receiver,
         inbound,
+        forward: Vec::new(),
         peers: Peers::default(),
         batches: HashMap::new(),
         queued: HashMap::new(),
         epoch,
         stop: stop.clone(),
     };
-    let thread = std::thread::Builder::new()
-        .name("zmq-bridge".into())
-        .spawn(move || {
-            bridge.run();
-            // Socket first (it lingers to flush), then the context.
+    let task = tokio::spawn(async move {
+        let socket = bridge.run().await;
+        // Closing lingers to flush and terminating the context waits for that: not on a worker.
+        let closed = tokio::task::spawn_blocking(move || {
+            drop(socket);
             drop(context);
-        })
-        .map_err(|source| RunError::Os {
-            what: "bridge thread",
-            source,
-        })?;
+        });
+        if closed.await.is_err() {
+            tracing::error!("closing the ROUTER socket failed");
+        }
+    });
     tracing::info!("connmgr socket bound at {spec}");
-    Ok(BridgeHandle {
-        thread: Some(thread),
-        stop,
-        outbox,
-    })
+    Ok(BridgeHandle { task, stop, outbox })
 }
 
 impl BridgeHandle {
@@ -142,16 +181,13 @@ impl BridgeHandle {
         self.outbox.clone()
     }
 
-    /// Flushes what is queued (for up to two seconds) and stops the thread. Blocks: call it
-    /// outside the async runtime or from `spawn_blocking`.
-    pub fn stop(mut self) {
+    /// Flushes what is queued (for up to two seconds), closes the socket and waits for the
+    /// task to end.
+    pub async fn stop(self) {
         self.stop.store(true, Ordering::Release);
-        // Any message wakes the thread; Heartbeat to nobody is dropped harmlessly.
-        let _ = self.outbox.push(&WorkerId::new(""), ToConnmgr::Heartbeat);
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("ZeroMQ bridge thread panicked");
-            }
+        self.outbox.wake_receiver();
+        if self.task.await.is_err() {
+            tracing::error!("ZeroMQ bridge task failed");
         }
     }
 }
@@ -171,9 +207,13 @@ struct Batch {
 }
 
 struct Bridge {
+    /// The socket's signalling descriptor; declared before `socket` so it is dropped first.
+    signal: AsyncFd<SignalFd>,
     socket: zmq::Socket,
     outbox: OutboxReceiver,
     inbound: mpsc::Sender<Inbound>,
+    /// Events for the dispatcher collected during a pass, in order.
+    forward: Vec<Inbound>,
     peers: Peers,
     /// This pass's messages per worker, not yet encoded.
     batches: HashMap<WorkerId, Batch>,
@@ -191,35 +231,18 @@ enum SendOutcome {
 }
 
 impl Bridge {
-    fn run(mut self) {
+    /// Runs until stopped (or the descriptor fails); gives the socket back for closing.
+    async fn run(mut self) -> zmq::Socket {
         let mut stop_deadline: Option<Instant> = None;
+        let tick = tokio::time::sleep(TICK_IDLE);
+        tokio::pin!(tick);
         loop {
-            let timeout = if self.queued.is_empty() {
-                POLL_IDLE_MS
-            } else {
-                POLL_BLOCKED_MS
-            };
-            let readable = {
-                let mut items = [
-                    self.socket.as_poll_item(zmq::POLLIN),
-                    zmq::PollItem::from_fd(self.outbox.wake.as_raw_fd(), zmq::POLLIN),
-                ];
-                match zmq::poll(&mut items, timeout) {
-                    Ok(_) => items[0].is_readable(),
-                    Err(zmq::Error::EINTR) => false,
-                    Err(err) => {
-                        tracing::error!("ZeroMQ poll failed, bridge stops: {err}");
-                        return;
-                    }
-                }
-            };
             let now = Instant::now();
-            if readable {
-                self.receive(now);
-            }
+            let more = self.receive(now);
             self.collect();
             self.liveness(now);
             self.flush(now);
+            self.hand_over().await;
 
             if self.stop.load(Ordering::Acquire) {
                 let deadline = *stop_deadline.get_or_insert(now + STOP_FLUSH);
@@ -230,24 +253,74 @@ impl Bridge {
                             self.queued.len()
                         );
                     }
-                    return;
+                    break;
                 }
+            }
+            if more || self.input_waiting() {
+                // Let the sessions just spawned run before the next pass.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let period = if self.queued.is_empty() {
+                TICK_IDLE
+            } else {
+                TICK_BLOCKED
+            };
+            let due = tokio::time::Instant::from_std(now) + period;
+            if tick.deadline() > due {
+                tick.as_mut().reset(due);
+            }
+            tokio::select! {
+                ready = self.signal.readable() => match ready {
+                    // Cleared before the next pass reads: an edge after this point is kept.
+                    Ok(mut guard) => guard.clear_ready(),
+                    Err(err) => {
+                        tracing::error!("polling the ROUTER socket failed, bridge stops: {err}");
+                        break;
+                    }
+                },
+                () = self.outbox.woken() => {}
+                () = &mut tick => tick.as_mut().reset(tokio::time::Instant::now() + period),
+            }
+        }
+        let Bridge { signal, socket, .. } = self;
+        drop(signal);
+        socket
+    }
+
+    /// True if a message is waiting. Reads `ZMQ_EVENTS`, which also re-arms the edge-triggered
+    /// descriptor.
+    fn input_waiting(&self) -> bool {
+        match self.socket.get_events() {
+            Ok(events) => events.contains(zmq::POLLIN),
+            // If libzmq cannot tell, look again rather than sleep on a lost edge.
+            Err(_) => true,
+        }
+    }
+
+    /// Gives the pass's events to the dispatcher, waiting while its queue is full.
+    async fn hand_over(&mut self) {
+        for event in self.forward.drain(..) {
+            if self.inbound.send(event).await.is_err() {
+                tracing::debug!("dispatcher gone; dropping inbound event");
             }
         }
     }
 
-    fn receive(&mut self, now: Instant) {
+    /// Receives up to `MAX_RECV_PER_PASS` messages; true if it stopped at that limit.
+    fn receive(&mut self, now: Instant) -> bool {
         for _ in 0..MAX_RECV_PER_PASS {
             match self.socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => self.handle_frames(frames, now),
-                Err(zmq::Error::EAGAIN) => return,
+                Err(zmq::Error::EAGAIN) => return false,
                 Err(zmq::Error::EINTR) => continue,
                 Err(err) => {
                     tracing::error!("ZeroMQ receive failed: {err}");
-                    return;
+                    return false;
                 }
             }
         }
+        true
     }
 
     fn handle_frames(&mut self, mut frames: Vec<Vec<u8>>, now: Instant) {
@@ -295,11 +368,9 @@ impl Bridge {
         }
     }
 
-    /// Hands an event to tokio. If the tokio side is gone (shutting down) it is dropped.
-    fn forward(&self, event: Inbound) {
-        if self.inbound.blocking_send(event).is_err() {
-            tracing::debug!("dispatcher gone; dropping inbound event");
-        }
+    /// Queues an event for the dispatcher (handed over at the end of the pass).
+    fn forward(&mut self, event: Inbound) {
+        self.forward.push(event);
     }
 
     fn batch(&mut self, worker: &WorkerId, msg: ToConnmgr, weight: usize) {
@@ -321,11 +392,6 @@ impl Bridge {
     fn collect(&mut self) {
         self.outbox.rearm();
         while let Some(item) = self.outbox.try_recv() {
-            if item.worker.as_bytes().is_empty() {
-                // The stop wake-up.
-                self.outbox.release(item.weight);
-                continue;
-            }
             self.batch(&item.worker, item.msg, item.weight);
         }
     }

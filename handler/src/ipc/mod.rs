@@ -1,11 +1,11 @@
 //! The ZeroMQ side: one ROUTER socket shared by every connmgr worker.
 //!
-//! ZeroMQ sockets are not thread-safe and not async, so [`bridge`] gives the socket its own OS
-//! thread. Tokio code talks to it through two channels:
+//! ZeroMQ sockets are not thread-safe, so one task, [`bridge`], owns the socket (polling its
+//! signalling descriptor through tokio). The rest of the handler talks to it through two queues:
 //!
 //! * inbound, [`Inbound`] over a bounded tokio mpsc: decoded batches and "worker gone" events;
-//! * outbound, the [`Outbox`]: a crossbeam queue plus a wake-up byte on a socket pair that the
-//!   bridge thread polls together with the ROUTER socket.
+//! * outbound, the [`Outbox`]: a crossbeam queue plus a [`tokio::sync::Notify`] that wakes the
+//!   bridge once per batch of pushes.
 //!
 //! Outbound memory is bounded by bytes: [`Outbox::send`] (used for response heads and bodies)
 //! waits while more than [`OUTBOX_MAX_BYTES`] are queued, so a connmgr that stops reading slows
@@ -16,8 +16,6 @@ pub mod bridge;
 pub mod peers;
 
 use std::fmt;
-use std::io::Write;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -113,7 +111,7 @@ impl fmt::Display for GoneReason {
     }
 }
 
-/// The bridge thread has stopped; nothing can be sent any more.
+/// The bridge has stopped; nothing can be sent any more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the ZeroMQ bridge has stopped")]
 pub struct OutboxClosed;
@@ -126,7 +124,7 @@ pub(crate) struct Outgoing {
     pub(crate) weight: usize,
 }
 
-/// Sending side of the queue to the bridge thread. Cheap to clone.
+/// Sending side of the queue to the bridge. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     inner: Arc<OutboxShared>,
@@ -135,35 +133,31 @@ pub struct Outbox {
 
 #[derive(Debug)]
 struct OutboxShared {
-    /// Write end of the wake-up socket pair (non-blocking).
-    wake: UnixStream,
-    /// A wake-up byte is in flight; avoids one write per message.
+    /// Wakes the bridge. `notify_one` keeps a permit when the bridge is not waiting, so a
+    /// push between its drain and its next wait is never missed.
+    wake: tokio::sync::Notify,
+    /// A wake-up is pending; avoids one notification per message.
     wake_pending: AtomicBool,
     /// Sum of the weights of queued (not yet sent) messages.
     queued: AtomicUsize,
     /// Signalled by the bridge whenever it releases queued bytes.
     space: tokio::sync::Notify,
     max_bytes: usize,
-    /// Set when the receiver (the bridge thread) is gone.
+    /// Set when the receiver (the bridge) is gone.
     closed: AtomicBool,
 }
 
-/// Receiving side, owned by the bridge thread.
+/// Receiving side, owned by the bridge.
 #[derive(Debug)]
 pub(crate) struct OutboxReceiver {
     inner: Arc<OutboxShared>,
     rx: crossbeam_channel::Receiver<Outgoing>,
-    /// Read end of the wake-up socket pair, polled with the ROUTER socket.
-    pub(crate) wake: UnixStream,
 }
 
 /// Creates the outbox pair with the given byte budget.
-pub(crate) fn outbox(max_bytes: usize) -> std::io::Result<(Outbox, OutboxReceiver)> {
-    let (wake_tx, wake_rx) = UnixStream::pair()?;
-    wake_tx.set_nonblocking(true)?;
-    wake_rx.set_nonblocking(true)?;
+pub(crate) fn outbox(max_bytes: usize) -> (Outbox, OutboxReceiver) {
     let inner = Arc::new(OutboxShared {
-        wake: wake_tx,
+        wake: tokio::sync::Notify::new(),
         wake_pending: AtomicBool::new(false),
         queued: AtomicUsize::new(0),
         space: tokio::sync::Notify::new(),
@@ -172,17 +166,13 @@ pub(crate) fn outbox(max_bytes: usize) -> std::io::Result<(Outbox, OutboxReceive
     });
     // Unbounded in count: the byte budget above is the bound that matters.
     let (tx, rx) = crossbeam_channel::unbounded();
-    Ok((
+    (
         Outbox {
             inner: inner.clone(),
             tx,
         },
-        OutboxReceiver {
-            inner,
-            rx,
-            wake: wake_rx,
-        },
-    ))
+        OutboxReceiver { inner, rx },
+    )
 }
 
 /// Bytes a message counts against the budget.
@@ -256,31 +246,33 @@ impl Outbox {
         self.inner.queued.load(Ordering::Acquire)
     }
 
-    /// True once the bridge thread has gone.
+    /// True once the bridge has gone.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
     }
 
     fn wake(&self) {
         if !self.inner.wake_pending.swap(true, Ordering::AcqRel) {
-            // WouldBlock means the pipe already holds unread bytes, so the bridge will wake.
-            let _ = (&self.inner.wake).write(&[1]);
+            self.inner.wake.notify_one();
         }
+    }
+
+    /// Wakes the bridge without queueing anything (it then sees its stop flag).
+    pub(crate) fn wake_receiver(&self) {
+        self.inner.wake.notify_one();
     }
 }
 
 impl OutboxReceiver {
-    /// Consumes pending wake-up bytes and re-arms the wake flag. Call before draining so a
-    /// message pushed after the drain always causes a new wake-up.
+    /// Re-arms the wake flag. Call before draining so a message pushed after the drain always
+    /// causes a new wake-up.
     pub(crate) fn rearm(&self) {
-        let mut buf = [0u8; 64];
-        loop {
-            match std::io::Read::read(&mut (&self.wake), &mut buf) {
-                Ok(n) if n > 0 => continue,
-                _ => break,
-            }
-        }
         self.inner.wake_pending.store(false, Ordering::Release);
+    }
+
+    /// Resolves once a push (or a stop) has happened since the last time it resolved.
+    pub(crate) async fn woken(&self) {
+        self.inner.wake.notified().await;
     }
 
     /// Takes the next queued message, if any.
@@ -322,7 +314,7 @@ mod tests {
 
     #[test]
     fn push_counts_bytes_and_release_returns_them() {
-        let (outbox, rx) = outbox(1000).unwrap();
+        let (outbox, rx) = outbox(1000);
         let worker = WorkerId::new("w-0");
         outbox.push(&worker, body(100)).unwrap();
         assert_eq!(outbox.queued_bytes(), 100 + MESSAGE_OVERHEAD);
@@ -336,7 +328,7 @@ mod tests {
 
     #[test]
     fn push_fails_once_receiver_is_gone() {
-        let (outbox, rx) = outbox(1000).unwrap();
+        let (outbox, rx) = outbox(1000);
         drop(rx);
         let msg = ToConnmgr::Close(Closed {
             id: StreamId(1),
@@ -348,7 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn send_waits_for_budget() {
-        let (outbox, rx) = outbox(100).unwrap();
+        let (outbox, rx) = outbox(100);
         let worker = WorkerId::new("w");
         outbox.send(&worker, body(200)).await.unwrap();
         let waiting = {
@@ -366,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn send_fails_when_receiver_drops_while_waiting() {
-        let (outbox, rx) = outbox(10).unwrap();
+        let (outbox, rx) = outbox(10);
         let worker = WorkerId::new("w");
         outbox.send(&worker, body(200)).await.unwrap();
         let waiting = {

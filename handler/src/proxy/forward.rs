@@ -451,7 +451,7 @@ mod tests {
     }
 
     fn body() -> RequestBody {
-        let (outbox, _rx) = crate::ipc::outbox(1 << 20).unwrap();
+        let (outbox, _rx) = crate::ipc::outbox(1 << 20);
         let out = StreamOut::new(
             outbox,
             SessionKey {
