@@ -29,7 +29,10 @@
 //! header as received (framing headers included), the client address, and the first body bytes,
 //! already de-chunked; the rest of the body follows in `Body` messages within the handler's
 //! credits. The handler may send [`response_window`] response body bytes per stream before it
-//! waits for `Credit`, which the worker returns as the client's socket accepts the bytes.
+//! waits for `Credit`, which the worker returns as the client's socket accepts the bytes: at
+//! once from a quarter of the window up, smaller amounts within 20 ms (`CREDIT_HOLD`), so a
+//! stream fed many small messages costs the handler one `Credit` per 20 ms instead of one per
+//! message while it still holds three quarters of its window.
 //!
 //! Response bodies come as `Response` and `Body` messages, and, for a payload published to many
 //! held streams on one worker, as one `Fanout` listing their ids: the worker frames the shared

@@ -32,6 +32,10 @@
 //! needs [`ToConnmgr::Credit`] from the handler. Neither process therefore buffers more than the
 //! credits it granted, whatever the speed of the client or the backend.
 //!
+//! The connmgr may hold back a response `Credit` smaller than a quarter of the window for up to
+//! 20 ms, to return one credit for many small writes; the handler never waits longer than that
+//! for credit it needs.
+//!
 //! WebSocket messages are counted the same way (payload bytes), but a message is never split,
 //! so one larger than the whole window could never fit. The rule, in both directions: a message
 //! larger than the window may be sent only when the sender holds the whole window (nothing

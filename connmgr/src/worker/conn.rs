@@ -131,6 +131,8 @@ pub struct Conn {
     pub(super) wq: WriteQueue,
     readable: bool,
     writable: bool,
+    /// Written bytes wait in the worker's credit sweep (see [`Ctx::hold_credit`]).
+    credit_held: bool,
     pub(super) phase: Phase,
     pub(super) stream: Option<Box<Stream>>,
     /// The open WebSocket (while the handler has its stream).
@@ -157,6 +159,7 @@ impl Conn {
             wq: WriteQueue::default(),
             readable: false,
             writable: false,
+            credit_held: false,
             phase: Phase::Head,
             stream: None,
             ws: None,
@@ -255,9 +258,16 @@ impl Conn {
             if self.rbuf.is_some() && self.rstart == self.rend {
                 self.release_read_buffer(cx);
             }
-            self.return_credit(cx);
+            self.return_credit(slot, false, cx);
         }
         status
+    }
+
+    /// The worker's credit sweep: returns the credit this connection held back, whatever its
+    /// size.
+    pub fn release_held_credit(&mut self, slot: usize, cx: &mut Ctx) {
+        self.credit_held = false;
+        self.return_credit(slot, true, cx);
     }
 
     fn drive_inner(&mut self, slot: usize, cx: &mut Ctx) -> Status {
@@ -837,8 +847,29 @@ impl Conn {
         self.phase = if keep { Phase::Head } else { Phase::Finishing };
     }
 
-    /// Returns written response bytes to the handler as credit.
-    fn return_credit(&mut self, cx: &mut Ctx) {
+    /// Returns written response bytes to the handler as credit. Less than `cx.credit_batch`
+    /// bytes wait for the worker's credit sweep unless `now` is set: the handler still holds
+    /// three quarters of its window then, and a fan-out of small messages returns one
+    /// `Credit` per stream per sweep instead of one per message.
+    fn return_credit(&mut self, slot: usize, now: bool, cx: &mut Ctx) {
+        let pending = if let Some(ws) = self.ws.as_ref() {
+            ws.credit_due()
+        } else {
+            match self.stream.as_ref() {
+                Some(stream) if matches!(stream.resp, Resp::Sending { .. }) => stream.resp_unacked,
+                _ => 0,
+            }
+        };
+        if pending == 0 {
+            return;
+        }
+        if !now && pending < cx.credit_batch {
+            if !self.credit_held {
+                self.credit_held = true;
+                cx.hold_credit(slot, self.uid);
+            }
+            return;
+        }
         if let Some(ws) = self.ws.as_mut() {
             if let Some(bytes) = ws.take_credit() {
                 cx.send(ToHandler::Credit(Credit { id: ws.id, bytes }));
@@ -848,9 +879,6 @@ impl Conn {
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
-        if stream.resp_unacked == 0 || !matches!(stream.resp, Resp::Sending { .. }) {
-            return;
-        }
         let bytes = stream.resp_unacked;
         stream.resp_unacked = 0;
         stream.resp_avail = stream.resp_avail.saturating_add(bytes);

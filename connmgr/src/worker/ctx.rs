@@ -6,6 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+/// How long a connection's credit may wait for the sweep: a handler holding back a message
+/// larger than three quarters of its window (see [`Ctx::credit_batch`]) waits at most this
+/// much longer.
+pub const CREDIT_HOLD: Duration = Duration::from_millis(20);
+
 use holdfast_proto::internal::{StreamId, ToHandler};
 
 use super::write_queue::Segment;
@@ -74,6 +79,13 @@ pub struct Ctx {
     pub deques: DequePool<Segment>,
     /// WebSocket settings.
     pub ws: WsSettings,
+    /// Credit smaller than this waits for the credit sweep, up to [`CREDIT_HOLD`]; 0 returns
+    /// every credit at once. The worker uses a quarter of the response window.
+    pub credit_batch: u32,
+    /// Connections holding credit back for the sweep: (slot, uid).
+    credit_held: Vec<(usize, u64)>,
+    /// When the held credit is due.
+    credit_due_at: Option<Instant>,
     outbox: Vec<ToHandler>,
     outbox_bytes: usize,
     generations: Vec<u32>,
@@ -98,12 +110,35 @@ impl Ctx {
             buffers: BufferPool::new(buffer_size, DEFAULT_MAX_SPARE),
             deques: DequePool::new(DEFAULT_MAX_SPARE),
             ws: WsSettings::default(),
+            credit_batch: 0,
+            credit_held: Vec::new(),
+            credit_due_at: None,
             outbox: Vec::new(),
             outbox_bytes: 0,
             generations: Vec::new(),
             inflight: 0,
             inflight_since: None,
         }
+    }
+
+    /// Lists a connection for the credit sweep ([`CREDIT_HOLD`] from the first one listed).
+    pub(super) fn hold_credit(&mut self, slot: usize, uid: u64) {
+        self.credit_held.push((slot, uid));
+        self.credit_due_at.get_or_insert(self.now + CREDIT_HOLD);
+    }
+
+    /// When the credit sweep is due, if anything is held.
+    pub(super) fn credit_due_at(&self) -> Option<Instant> {
+        self.credit_due_at
+    }
+
+    /// The connections to sweep, if the sweep is due (`now` past [`Self::credit_due_at`]).
+    pub(super) fn take_held_credit(&mut self) -> Option<Vec<(usize, u64)>> {
+        if self.credit_due_at.is_none_or(|at| self.now < at) {
+            return None;
+        }
+        self.credit_due_at = None;
+        Some(std::mem::take(&mut self.credit_held))
     }
 
     /// Queues a message for the handler; it leaves with the rest of this pass's batch.

@@ -10,9 +10,10 @@
 //! runs in the writer's context) is the dominant per-delivery cost of a big fan-out, so this
 //! is where the latency of a burst of publishes is won.
 //!
-//! The same pass returns the written bytes as credit: one `Credit` per stream however many
-//! fanouts the pass held (runs of them are then packed into one `Credits` message when the
-//! batch is sent, see `Worker::flush_outbox`).
+//! The written bytes then count as credit for the handler: one `Credit` per stream however
+//! many fanouts the pass held, and less than a quarter of the window waits for the worker's
+//! credit sweep (`Ctx::hold_credit`, at most 20 ms), so small messages at a steady rate cost one
+//! `Credit` per stream per sweep.
 //!
 //! Order is kept: every message for a stream appends to the same write queue, and a message
 //! that drives the connection itself (a `Body`, a `Response`) writes the queued fanout bytes
@@ -349,6 +350,41 @@ mod tests {
         assert_eq!(got, b"5\r\nhello\r\n5\r\nhello\r\n5\r\nhello\r\n");
         assert_eq!(credits(&mut cx), [(id, 15)], "one credit for the three");
         assert!(!conn.holds_buffers(), "the queue went back to the pool");
+    }
+
+    #[test]
+    fn small_credits_wait_for_the_sweep_and_large_ones_leave_at_once() {
+        let mut cx = Ctx::new(Instant::now(), 4096, 1000, Duration::from_secs(60));
+        cx.credit_batch = 250;
+        let (mut conn, mut client) = pair();
+        let id = streaming(&mut conn, &mut client, &mut cx);
+        let small = Bytes::from_static(b"hello");
+        let mut got = vec![0u8; 10];
+        // Two passes of small writes: credited nowhere yet, listed for the sweep once.
+        for seq in 1..=2 {
+            queue_http(&mut conn, SLOT, &small, seq, &mut cx);
+            assert_eq!(flush(&mut conn, &mut cx), Status::Open);
+            client.read_exact(&mut got).unwrap();
+            assert!(credits(&mut cx).is_empty(), "below the batch: held");
+        }
+        let due = cx.credit_due_at().expect("a sweep is scheduled");
+        assert_eq!(due, cx.now + crate::worker::ctx::CREDIT_HOLD);
+        assert!(cx.take_held_credit().is_none(), "not due yet");
+        cx.now = due;
+        let held = cx.take_held_credit().expect("due");
+        assert_eq!(held, [(SLOT, conn.uid())]);
+        assert!(cx.credit_due_at().is_none());
+        conn.release_held_credit(SLOT, &mut cx);
+        assert_eq!(credits(&mut cx), [(id, 10)], "both writes, in one credit");
+
+        // A write of at least the batch is credited in the same pass.
+        let big = Bytes::from(vec![b'x'; 300]);
+        queue_http(&mut conn, SLOT, &big, 3, &mut cx);
+        assert_eq!(flush(&mut conn, &mut cx), Status::Open);
+        let mut got = vec![0u8; 307];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(credits(&mut cx), [(id, 300)]);
+        assert!(cx.credit_due_at().is_none(), "nothing held");
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl Worker {
             setup.stream_timeout,
         );
         cx.ws = WsSettings::new(setup.compression, setup.max_message_size);
+        cx.credit_batch = setup.response_window / 4;
         Ok(Self {
             index,
             poll: setup.poll,
@@ -354,6 +355,7 @@ impl Worker {
                 break;
             }
             self.resume_accepting();
+            self.sweep_credit();
             self.flush_outbox();
         }
         self.flush_outbox();
@@ -388,7 +390,24 @@ impl Worker {
         if let Some(t) = self.accept_retry_at {
             next = next.min(t);
         }
+        if let Some(t) = self.cx.credit_due_at() {
+            next = next.min(t);
+        }
         next.saturating_duration_since(Instant::now())
+    }
+
+    /// Returns the credit connections held back for up to `CREDIT_HOLD` (see
+    /// `Conn::return_credit`), once it is due.
+    fn sweep_credit(&mut self) {
+        let Some(held) = self.cx.take_held_credit() else {
+            return;
+        };
+        for (slot, uid) in held {
+            match self.conns.get_mut(slot) {
+                Some(conn) if conn.uid() == uid => conn.release_held_credit(slot, &mut self.cx),
+                _ => {}
+            }
+        }
     }
 
     fn conn_ready(&mut self, slot: usize, readable: bool, writable: bool) {

@@ -263,6 +263,15 @@ impl WsSession {
         }
     }
 
+    /// Credit that [`Self::take_credit`] would return now (0: none).
+    pub(super) fn credit_due(&self) -> u32 {
+        if self.credit_deferred {
+            0
+        } else {
+            self.out_unacked
+        }
+    }
+
     /// Credit to return to the handler now, if any.
     pub(super) fn take_credit(&mut self) -> Option<u32> {
         if self.out_unacked == 0 || self.credit_deferred {
