@@ -125,14 +125,7 @@ impl Hub {
                 }
             }
         }
-        if queue_full > 0 {
-            self.counters.dropped += queue_full;
-            self.dropped_since_warning += queue_full;
-            self.watch.observers().emit(Event::Dropped {
-                reason: DropReason::QueueFull,
-                count: queue_full,
-            });
-        }
+        self.note_dropped(DropReason::QueueFull, queue_full);
         if let Some(StreamFormat::Send(data)) = &item.stream {
             for (worker, ids) in groups.into_groups() {
                 fx.push_fanout(

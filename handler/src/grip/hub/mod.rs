@@ -592,12 +592,7 @@ impl Hub {
             self.counters.delivered += 1;
         }
         if dropped > 0 {
-            self.counters.hwm_dropped += dropped;
-            self.hwm_dropped_since_warning += dropped;
-            self.watch.observers().emit(Event::Dropped {
-                reason: DropReason::Hwm,
-                count: dropped,
-            });
+            self.note_dropped(DropReason::Hwm, dropped);
             let due = self
                 .last_hwm_warning
                 .is_none_or(|t| now.saturating_duration_since(t) >= DROP_WARN_INTERVAL);
@@ -762,6 +757,26 @@ impl Hub {
         }
     }
 
+    /// Counts `count` messages dropped for `reason` (totals and the next warning's tally) and
+    /// reports them once.
+    fn note_dropped(&mut self, reason: DropReason, count: u64) {
+        if count == 0 {
+            return;
+        }
+        match reason {
+            DropReason::Hwm => {
+                self.counters.hwm_dropped += count;
+                self.hwm_dropped_since_warning += count;
+            }
+            _ => {
+                self.counters.dropped += count;
+                self.dropped_since_warning += count;
+            }
+        }
+        self.watch
+            .observers()
+            .emit(Event::Dropped { reason, count });
+    }
     fn warn_drops(&mut self, now: Instant) {
         if self.dropped_since_warning == 0 {
             return;
