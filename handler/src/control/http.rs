@@ -1,5 +1,6 @@
 //! The control API's HTTP/1 framing, pure: request head parsing with Pushpin's limits and
-//! texts, content negotiation, response encoding. Every response closes the connection.
+//! texts, content negotiation, response encoding. A response closes the connection unless the
+//! request asked to keep it (`Connection: keep-alive`, see [`Head::keep_alive`]).
 
 /// One parsed request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,11 @@ pub struct Head {
     pub content_length: Option<usize>,
     /// A `Transfer-Encoding` header was given.
     pub transfer_encoding: bool,
+    /// The client asked to keep the connection: a `Connection` header lists `keep-alive` and
+    /// none lists `close`. Pushpin closes after every answer, and a client that does not ask
+    /// still gets that (one reading to the end of the stream keeps working); one that asks is
+    /// spared a TCP handshake per publish.
+    pub keep_alive: bool,
     /// Length of the head including the blank line.
     pub len: usize,
 }
@@ -62,9 +68,11 @@ pub fn parse_head(buf: &[u8], max_headers_size: usize) -> Result<Option<Head>, R
         accept: None,
         content_length: None,
         transfer_encoding: false,
+        keep_alive: false,
         len,
     };
     let mut accept: Vec<String> = Vec::new();
+    let (mut keep, mut close) = (false, false);
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("Content-Length") {
             let v = std::str::from_utf8(h.value).map_err(|_| BAD_REQUEST)?;
@@ -73,8 +81,15 @@ pub fn parse_head(buf: &[u8], max_headers_size: usize) -> Result<Option<Head>, R
             head.transfer_encoding = true;
         } else if h.name.eq_ignore_ascii_case("Accept") {
             accept.push(String::from_utf8_lossy(h.value).into_owned());
+        } else if h.name.eq_ignore_ascii_case("Connection") {
+            for token in String::from_utf8_lossy(h.value).split(',') {
+                let token = token.trim();
+                keep |= token.eq_ignore_ascii_case("keep-alive");
+                close |= token.eq_ignore_ascii_case("close");
+            }
         }
     }
+    head.keep_alive = keep && !close;
     if !accept.is_empty() {
         head.accept = Some(accept.join(","));
     }
@@ -142,6 +157,8 @@ pub struct Answer {
     pub content_type: &'static str,
     /// Body.
     pub body: String,
+    /// Say `Connection: keep-alive` instead of `close`.
+    pub keep_alive: bool,
 }
 
 impl Answer {
@@ -152,6 +169,7 @@ impl Answer {
             allow_post: false,
             content_type: "text/plain",
             body: format!("{text}\n"),
+            keep_alive: false,
         }
     }
 
@@ -164,6 +182,7 @@ impl Answer {
                 allow_post: false,
                 content_type: "application/json",
                 body: format!("{}\n", serde_json::json!({ "message": text })),
+                keep_alive: false,
             },
         }
     }
@@ -183,8 +202,13 @@ impl Answer {
         if self.allow_post {
             out.push_str("Allow: POST\r\n");
         }
+        let connection = if self.keep_alive {
+            "keep-alive"
+        } else {
+            "close"
+        };
         out.push_str(&format!(
-            "Content-Type: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            "Content-Type: {}\r\nConnection: {connection}\r\nContent-Length: {}\r\n\r\n",
             self.content_type,
             self.body.len()
         ));
@@ -227,6 +251,27 @@ mod tests {
             ..get
         };
         assert_eq!(check_framing(&chunked, 5), Err(LENGTH_REQUIRED));
+    }
+
+    #[test]
+    fn keep_alive_only_when_asked_and_never_with_close() {
+        let keep = |conn: &str| {
+            let raw = format!("GET / HTTP/1.1\r\nHost: x\r\n{conn}\r\n");
+            parse_head(raw.as_bytes(), 10_000)
+                .unwrap()
+                .unwrap()
+                .keep_alive
+        };
+        assert!(!keep(""));
+        assert!(keep("Connection: keep-alive\r\n"));
+        assert!(keep("Connection: Upgrade, Keep-Alive\r\n"));
+        assert!(!keep("Connection: keep-alive, close\r\n"));
+        assert!(!keep("Connection: keep-alive\r\nConnection: close\r\n"));
+        let mut a = Answer::text(200, "Pushpin API");
+        a.keep_alive = true;
+        assert!(String::from_utf8(a.encode())
+            .unwrap()
+            .contains("\r\nConnection: keep-alive\r\nContent-Length: 12\r\n"));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! `POST /publish/`, `POST /recover`, `GET /`.
 //!
 //! A small HTTP/1 server on tokio ([`http`] holds the pure framing): one request per
-//! connection (every answer says `Connection: close`), head ≤ `push_in_http_max_headers_size`,
-//! body ≤ `push_in_http_max_body_size`, at most [`MAX_CONNECTIONS`] connections at once, and
+//! connection (the answer says `Connection: close`, as Pushpin's always does) unless the
+//! client asks with `Connection: keep-alive`, then one after another; head ≤
+//! `push_in_http_max_headers_size`, body ≤ `push_in_http_max_body_size`, at most [`MAX_CONNECTIONS`] connections at once, and
 //! [`IO_TIMEOUT`] to receive a request. A publish is validated whole (proto's
 //! `parse_publish_body`) before any item is delivered.
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 use holdfast_proto::publish::{parse_publish_body, PublishError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use self::http::{check_framing, negotiate, normalize_path, parse_head, Answer, Refusal};
 use crate::grip::GripRuntime;
@@ -28,6 +29,19 @@ pub const MAX_CONNECTIONS: usize = 128;
 
 /// Time allowed to receive a request and send the answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a kept-alive connection may wait for its next request.
+pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// How one request of a connection ended.
+enum Exchange {
+    /// Answered; the client asked to keep the connection.
+    Kept,
+    /// Answered (or refused); the connection is closed now.
+    Close,
+    /// The client went away or the connection failed.
+    Gone,
+}
 
 /// Limits and collaborators of the control server.
 #[derive(Clone, Debug)]
@@ -50,9 +64,18 @@ impl ControlServer {
     pub async fn run(self, listener: TcpListener) {
         let server = Arc::new(self);
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        // Idle kept-alive connections give their place up when every permit is taken.
+        let crowded = Arc::new(Notify::new());
         loop {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
+            let permit = match permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    crowded.notify_waiters();
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
+                    permit
+                }
             };
             let (sock, _) = match listener.accept().await {
                 Ok(conn) => conn,
@@ -62,51 +85,85 @@ impl ControlServer {
                     continue;
                 }
             };
-            let server = server.clone();
+            let (server, crowded) = (server.clone(), crowded.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                if tokio::time::timeout(IO_TIMEOUT, server.serve(sock))
-                    .await
-                    .is_err()
-                {
-                    tracing::debug!("control API connection timed out");
-                }
+                server.serve(sock, &crowded).await;
             });
         }
     }
 
-    async fn serve(&self, mut sock: TcpStream) {
+    /// Answers the requests of one connection: one, or, while the client asks to keep the
+    /// connection, one after another. Each request has [`IO_TIMEOUT`] to arrive and be
+    /// answered; between requests the connection waits at most [`KEEP_ALIVE_IDLE`], and not
+    /// at all once `crowded` says another client waits for a place.
+    async fn serve(&self, mut sock: TcpStream, crowded: &Notify) {
         let mut buf = Vec::with_capacity(1024);
-        let head = loop {
-            let mut chunk = [0u8; 4096];
-            let n = match sock.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            buf.extend_from_slice(&chunk[..n]);
-            match parse_head(&buf, self.max_headers_size) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {}
-                Err(Refusal(code, text)) => {
-                    let _ = sock.write_all(&Answer::text(code, text).encode()).await;
+        loop {
+            match tokio::time::timeout(IO_TIMEOUT, self.exchange(&mut sock, &mut buf)).await {
+                Err(_) => {
+                    tracing::debug!("control API connection timed out");
                     return;
                 }
+                Ok(Exchange::Kept) => {}
+                Ok(Exchange::Close) => {
+                    let _ = sock.shutdown().await;
+                    return;
+                }
+                Ok(Exchange::Gone) => return,
+            }
+            if buf.is_empty() {
+                let crowded = crowded.notified();
+                tokio::select! {
+                    ready = tokio::time::timeout(KEEP_ALIVE_IDLE, sock.readable()) => {
+                        if !matches!(ready, Ok(Ok(()))) {
+                            return;
+                        }
+                    }
+                    () = crowded => return,
+                }
+            }
+        }
+    }
+
+    /// Reads one request (its first bytes may already be in `buf`), answers it, and leaves in
+    /// `buf` whatever the client sent after it.
+    async fn exchange(&self, sock: &mut TcpStream, buf: &mut Vec<u8>) -> Exchange {
+        let head = loop {
+            if !buf.is_empty() {
+                match parse_head(buf, self.max_headers_size) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(Refusal(code, text)) => {
+                        let _ = sock.write_all(&Answer::text(code, text).encode()).await;
+                        return Exchange::Close;
+                    }
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return Exchange::Gone,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         };
         let (answer, items) = match check_framing(&head, self.max_body_size) {
+            // The body's extent is unknown: the connection cannot carry another request.
             Err(Refusal(code, text)) => (Answer::text(code, text), None),
             Ok(len) => {
                 let mut body = buf.split_off(head.len);
-                body.truncate(len);
                 while body.len() < len {
                     let mut chunk = vec![0u8; (len - body.len()).min(65536)];
                     match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => return Exchange::Gone,
                         Ok(n) => body.extend_from_slice(&chunk[..n]),
                     }
                 }
-                self.answer(&head.method, &head.path, head.accept.as_deref(), &body)
-                    .await
+                *buf = body.split_off(len);
+                let mut answered = self
+                    .answer(&head.method, &head.path, head.accept.as_deref(), &body)
+                    .await;
+                answered.0.keep_alive = head.keep_alive;
+                answered
             }
         };
         let mut line = format!(
@@ -120,8 +177,14 @@ impl ControlServer {
             line.push_str(&format!(" items={n}"));
         }
         tracing::info!("{line}");
-        let _ = sock.write_all(&answer.encode()).await;
-        let _ = sock.shutdown().await;
+        if sock.write_all(&answer.encode()).await.is_err() {
+            return Exchange::Gone;
+        }
+        if answer.keep_alive {
+            Exchange::Kept
+        } else {
+            Exchange::Close
+        }
     }
 
     /// The answer for a complete request, and the number of items published.

@@ -4,9 +4,10 @@
 //! Steps: open every subscriber (as in `hold`; for `--transport ws` a WebSocket to
 //! `/ws?channel=X`, which needs a WebSocket-over-HTTP backend route (`over_http`): the embedded
 //! backend answers `OPEN` with GRIP and `c:{"type":"subscribe","channel":"X"}`), wait until every open finished, sleep `--settle`
-//! seconds, publish (HTTP, one request at a time, each waiting for its answer, or ZeroMQ PUSH;
-//! `--rate` paces messages per second), then wait until every subscriber has every message or no
-//! delivery arrived for `--drain-timeout` seconds.
+//! seconds, publish (HTTP, each request waiting for its answer, or ZeroMQ PUSH; `--publishers`
+//! requests in flight at once, each on its own connection; `--rate` paces messages per second),
+//! then wait until every subscriber has every message or no delivery arrived for
+//! `--drain-timeout` seconds.
 //!
 //! The settle time covers a race no client can observe: a subscriber's response head (or
 //! WebSocket 101) can reach it before the proxy has finished subscribing it to its channel (the
@@ -23,7 +24,7 @@
 //! `duplicated`, and a message with a lower number than one already seen is `out_of_order`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,11 @@ pub struct DeliveryOpts {
     /// Give up waiting for deliveries after this many seconds without one.
     #[arg(long, default_value_t = 5.0)]
     pub drain_timeout: f64,
+    /// Publish requests in flight at once, each on its own connection (or ZeroMQ socket),
+    /// taking the next batch in order. Above 1, messages of one channel may be published out
+    /// of order, so this is meant for `channels`.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -135,7 +141,7 @@ struct Outcome {
 /// Opens the subscribers, publishes, waits, reports.
 pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
     let target = Arc::new(Target::parse(&opts.client.url)?);
-    let mut publisher = Publisher::new(&opts.publish)?;
+    let mut publisher = Some(Publisher::new(&opts.publish)?);
     let n = plan.sub_channels.len();
     let transport = opts.transport;
     let shared = Arc::new(Deliveries::default());
@@ -223,24 +229,30 @@ pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
     let total_items: usize = plan.batches.iter().map(Vec::len).sum();
     let first_ns = now_ns();
     let pub_start = Instant::now();
-    let mut sent = 0usize;
-    let mut published = 0usize;
-    let mut publish_errors = 0u64;
-    for batch in &plan.batches {
-        if let Some(r) = opts.rate.filter(|r| *r > 0.0) {
-            tokio::time::sleep_until((pub_start + Duration::from_secs_f64(sent as f64 / r)).into())
-                .await;
-        }
-        sent += batch.len();
-        match publisher.publish(batch, transport).await {
-            Ok(()) => published += batch.len(),
-            Err(e) => {
-                publish_errors += 1;
-                if publish_errors <= 3 {
-                    eprintln!("{}: {e}", plan.scenario);
-                }
-                *errors.entry(e).or_default() += 1;
+    let batches = Arc::new(plan.batches);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut publishing = Vec::with_capacity(opts.publishers.max(1));
+    for p in 0..opts.publishers.max(1) {
+        // The first publisher was opened above, so a bad endpoint fails before subscribing.
+        let publisher = match p {
+            0 => publisher.take(),
+            _ => Some(Publisher::new(&opts.publish)?),
+        };
+        let (batches, next, rate) = (batches.clone(), next.clone(), opts.rate);
+        publishing.push(tokio::spawn(publish_batches(
+            publisher, batches, next, rate, pub_start, transport,
+        )));
+    }
+    let (mut published, mut publish_errors) = (0usize, 0u64);
+    for task in publishing {
+        let done = task.await.map_err(|e| format!("publisher task: {e}"))?;
+        published += done.published;
+        publish_errors += done.errors;
+        for e in done.messages {
+            if *errors.entry(e.clone()).or_default() == 0 {
+                eprintln!("{}: {e}", plan.scenario);
             }
+            *errors.entry(e).or_default() += 1;
         }
     }
     let publish_secs = pub_start.elapsed().as_secs_f64();
@@ -324,4 +336,56 @@ pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
         "disconnected": disconnected,
         "errors": errors,
     }))
+}
+
+/// What one publishing task did.
+struct Published {
+    published: usize,
+    errors: u64,
+    /// Every failure's text, in order.
+    messages: Vec<String>,
+}
+
+/// One publisher's loop: claims the next batch (so batches leave in order across publishers),
+/// waits for its slot when `rate` paces messages, publishes it and counts the outcome.
+async fn publish_batches(
+    publisher: Option<Publisher>,
+    batches: Arc<Vec<Vec<Item>>>,
+    next: Arc<AtomicUsize>,
+    rate: Option<f64>,
+    start: Instant,
+    transport: Transport,
+) -> Published {
+    let mut done = Published {
+        published: 0,
+        errors: 0,
+        messages: Vec::new(),
+    };
+    let Some(mut publisher) = publisher else {
+        return done;
+    };
+    // Items before batch i, to pace by message rather than by request.
+    let mut offsets = Vec::with_capacity(batches.len());
+    let mut sum = 0usize;
+    for b in batches.iter() {
+        offsets.push(sum);
+        sum += b.len();
+    }
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(batch) = batches.get(i) else {
+            return done;
+        };
+        if let Some(r) = rate.filter(|r| *r > 0.0) {
+            let due = start + Duration::from_secs_f64(offsets[i] as f64 / r);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        match publisher.publish(batch, transport).await {
+            Ok(()) => done.published += batch.len(),
+            Err(e) => {
+                done.errors += 1;
+                done.messages.push(e);
+            }
+        }
+    }
 }

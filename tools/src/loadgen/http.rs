@@ -354,7 +354,9 @@ pub async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<
     Ok(())
 }
 
-/// Sends a request with a body on a keep-alive connection and reads the response.
+/// Sends a request with a body on a keep-alive connection and reads the response. The request
+/// says `Connection: keep-alive`: Holdfast's publish API keeps only connections that ask
+/// (Pushpin's closes every one, and the caller reconnects when told `close`).
 pub async fn post(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
@@ -364,7 +366,7 @@ pub async fn post(
     body: &[u8],
 ) -> io::Result<Response> {
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();

@@ -1,5 +1,6 @@
 //! Publishing test messages: over the HTTP control API (`POST <prefix>/publish/` with
-//! `{"items":[…]}` on one keep-alive connection, each request waiting for its answer) or over
+//! `{"items":[…]}`, each request waiting for its answer, on a connection kept while the server
+//! agrees: Holdfast keeps it, Pushpin closes after every answer) or over
 //! ZeroMQ PUSH (`zmq:tcp://…`, one `J`+JSON item per message, as Pushpin's PULL input takes).
 //! Every item's content embeds its sequence number and publish time: `<seq> <ts>`.
 
