@@ -9,7 +9,11 @@
 #   HOLD_N=5000          idle subscribers for `hold` (16000 fits the 20000 open-file hard limit)
 #   FANOUT_N=1000        subscribers for `fanout`
 #   FANOUT_K=300         messages for `fanout`
-#   CHANNELS_N=2000      subscribers/channels for `channels`
+#   CHANNELS_N=2000      subscribers/channels for `channels`, run twice: one item per publish
+#                        request with CHANNELS_PUBLISHERS requests in flight (each publisher on
+#                        its own connection, kept alive where the proxy agrees), and 100 items
+#                        per request from one publisher
+#   CHANNELS_PUBLISHERS=8  concurrent publishers for the one-item-per-request run
 #   FANOUT_ZMQ="burst paced"  also run `fanout` with the messages pushed over ZeroMQ PUSH to the
 #                        proxy's PULL socket: `burst` = all K at once (no pacing), `paced` = at
 #                        FANOUT_RATE messages/s (the same offered load for every proxy). The
@@ -45,6 +49,7 @@ HOLD_N=${HOLD_N:-5000}
 FANOUT_N=${FANOUT_N:-1000}
 FANOUT_K=${FANOUT_K:-300}
 CHANNELS_N=${CHANNELS_N:-2000}
+CHANNELS_PUBLISHERS=${CHANNELS_PUBLISHERS:-8}
 FANOUT_ZMQ=${FANOUT_ZMQ-burst paced}
 FANOUT_RATE=${FANOUT_RATE:-300}
 CONCURRENCY=${CONCURRENCY:-64}
@@ -90,9 +95,12 @@ scenarios() { # name url publish zmq-publish(- for none) memory-selection...
         >"$work/$name.fanout-$t-$mode.json" 2>>"$work/$name.err" || true
     done
   done
-  echo "== $name: channels" >&2
-  "$LG" channels "${common[@]}" "${deliver[@]}" -n "$CHANNELS_N" \
-    >"$work/$name.channels.json" 2>>"$work/$name.err" || true
+  echo "== $name: channels, 1 item per request, $CHANNELS_PUBLISHERS publishers" >&2
+  "$LG" channels "${common[@]}" "${deliver[@]}" -n "$CHANNELS_N" --batch 1 \
+    --publishers "$CHANNELS_PUBLISHERS" >"$work/$name.channels.json" 2>>"$work/$name.err" || true
+  echo "== $name: channels, 100 items per request" >&2
+  "$LG" channels "${common[@]}" "${deliver[@]}" -n "$CHANNELS_N" --batch 100 \
+    >"$work/$name.channels-batch.json" 2>>"$work/$name.err" || true
 }
 
 run_proxy() { # name kind limits
@@ -122,9 +130,9 @@ done
 scenarios limit "http://127.0.0.1:$limit_port" "http://127.0.0.1:$limit_port" - --pids "$limit_pid"
 
 python3 - "$work" "$HOLD_N" "$FANOUT_N" "$FANOUT_K" "$CHANNELS_N" "$HF_LIMITS" "${HF_BEFORE:+1}" \
-  "$FANOUT_ZMQ" "$FANOUT_RATE" <<'PY'
+  "$FANOUT_ZMQ" "$FANOUT_RATE" "$CHANNELS_PUBLISHERS" <<'PY'
 import json, os, sys
-work, hold_n, fan_n, fan_k, ch_n, hf_limits, before, zmq_modes, rate = sys.argv[1:]
+work, hold_n, fan_n, fan_k, ch_n, hf_limits, before, zmq_modes, rate, ch_pubs = sys.argv[1:]
 targets = ["holdfast", "pushpin-shipped", "pushpin-unlimited", "limit"]
 if before:
     targets.insert(1, "holdfast-before")
@@ -162,12 +170,15 @@ for t in ("stream", "sse"):
             (f"{p}: p99 ms", scen, "latency_us.p99", False, 1e-3),
             (f"{p}: lost/dup/ooo", scen, None, False, 1),
         ]
-rows += [
-    (f"channels {ch_n}: messages/s", "channels", "deliveries_per_sec", True, 1),
-    (f"channels {ch_n}: p50 ms", "channels", "latency_us.p50", False, 1e-3),
-    (f"channels {ch_n}: p99 ms", "channels", "latency_us.p99", False, 1e-3),
-    (f"channels {ch_n}: lost/dup/ooo", "channels", None, False, 1),
-]
+for suffix, scen in ((f"1 item/request, {ch_pubs} publishers", "channels"),
+                     ("100 items/request", "channels-batch")):
+    p = f"channels {ch_n}, {suffix}"
+    rows += [
+        (f"{p}: messages/s", scen, "deliveries_per_sec", True, 1),
+        (f"{p}: p50 ms", scen, "latency_us.p50", False, 1e-3),
+        (f"{p}: p99 ms", scen, "latency_us.p99", False, 1e-3),
+        (f"{p}: lost/dup/ooo", scen, None, False, 1),
+    ]
 
 def fmt(v):
     if v is None:

@@ -166,17 +166,16 @@ impl ControlServer {
                 answered
             }
         };
-        let mut line = format!(
-            "control: {} {} code={} {}",
-            head.method,
-            head.path,
-            answer.code,
-            answer.body.len()
-        );
-        if let Some(n) = items {
-            line.push_str(&format!(" items={n}"));
+        if tracing::enabled!(tracing::Level::INFO) {
+            let items = items.map(|n| format!(" items={n}")).unwrap_or_default();
+            tracing::info!(
+                "control: {} {} code={} {}{items}",
+                head.method,
+                head.path,
+                answer.code,
+                answer.body.len()
+            );
         }
-        tracing::info!("{line}");
         if sock.write_all(&answer.encode()).await.is_err() {
             return Exchange::Gone;
         }
