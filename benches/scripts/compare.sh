@@ -157,28 +157,26 @@ rows = [
     (f"hold {hold_n}: failures", "hold", "failed", False, 1),
     (f"hold {hold_n}: KiB per conn (RSS)", "hold", "kib_per_conn", False, 1),
 ]
+
+def delivery_rows(p, scen, unit):
+    """Throughput, latency and loss rows of one delivery scenario."""
+    return [
+        (f"{p}: {unit}/s", scen, "deliveries_per_sec", True, 1),
+        (f"{p}: p50 ms", scen, "latency_us.p50", False, 1e-3),
+        (f"{p}: p99 ms", scen, "latency_us.p99", False, 1e-3),
+        (f"{p}: lost/dup/ooo", scen, None, False, 1),
+    ]
+
 for t in ("stream", "sse"):
     variants = [("", f"fanout-{t}")]
     for mode in zmq_modes.split():
         label = "ZeroMQ burst" if mode == "burst" else f"ZeroMQ {rate}/s"
         variants.append((f", {label}", f"fanout-{t}-{mode}"))
     for suffix, scen in variants:
-        p = f"fanout {fan_n}x{fan_k} {t}{suffix}"
-        rows += [
-            (f"{p}: deliveries/s", scen, "deliveries_per_sec", True, 1),
-            (f"{p}: p50 ms", scen, "latency_us.p50", False, 1e-3),
-            (f"{p}: p99 ms", scen, "latency_us.p99", False, 1e-3),
-            (f"{p}: lost/dup/ooo", scen, None, False, 1),
-        ]
+        rows += delivery_rows(f"fanout {fan_n}x{fan_k} {t}{suffix}", scen, "deliveries")
 for suffix, scen in ((f"1 item/request, {ch_pubs} publishers", "channels"),
                      ("100 items/request", "channels-batch")):
-    p = f"channels {ch_n}, {suffix}"
-    rows += [
-        (f"{p}: messages/s", scen, "deliveries_per_sec", True, 1),
-        (f"{p}: p50 ms", scen, "latency_us.p50", False, 1e-3),
-        (f"{p}: p99 ms", scen, "latency_us.p99", False, 1e-3),
-        (f"{p}: lost/dup/ooo", scen, None, False, 1),
-    ]
+    rows += delivery_rows(f"channels {ch_n}, {suffix}", scen, "messages")
 
 def fmt(v):
     if v is None:
