@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::{expect_bytes, expect_eof, expect_quiet, send, Connmgr, FakeHandler};
-use holdfast_proto::internal::{CloseReason, ToHandler, INITIAL_REQUEST_CREDITS};
+use holdfast_proto::internal::{CloseReason, ToHandler, INITIAL_REQUEST_CREDITS, PEER_TIMEOUT_MS};
 
 #[test]
 fn request_body_waits_for_credit() {
@@ -246,6 +246,12 @@ fn silent_handler_gives_502() {
     let mut handler = FakeHandler::bind("silent");
     let cm = Connmgr::start(&mut handler, &[]);
     let mut client = cm.connect();
+    // The 502 comes PEER_TIMEOUT_MS (10 s) after the request, the usual read timeout's length:
+    // wait longer so a loaded machine's few late milliseconds cannot fail the read.
+    let peer_timeout = Duration::from_millis(PEER_TIMEOUT_MS);
+    client
+        .set_read_timeout(Some(peer_timeout + common::WAIT))
+        .expect("timeout");
     send(&mut client, "GET / HTTP/1.1\r\n\r\n");
     let req = handler.request();
     let started = Instant::now();
@@ -255,7 +261,10 @@ fn silent_handler_gives_502() {
          Content-Length: 32\r\n\r\nError while proxying to origin.\n",
     );
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(9), "502 after {waited:?}");
+    assert!(
+        waited >= peer_timeout - Duration::from_secs(1),
+        "502 after {waited:?}"
+    );
     expect_eof(&mut client);
     match handler.next() {
         ToHandler::Closed(c) => assert_eq!((c.id, c.reason), (req.id, CloseReason::Timeout)),
