@@ -141,7 +141,10 @@ struct Outcome {
 /// Opens the subscribers, publishes, waits, reports.
 pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
     let target = Arc::new(Target::parse(&opts.client.url)?);
-    let mut publisher = Some(Publisher::new(&opts.publish)?);
+    // Every publisher is opened before subscribing, so a bad endpoint fails at once.
+    let publishers = (0..opts.publishers.max(1))
+        .map(|_| Publisher::new(&opts.publish))
+        .collect::<Result<Vec<_>, _>>()?;
     let n = plan.sub_channels.len();
     let transport = opts.transport;
     let shared = Arc::new(Deliveries::default());
@@ -229,15 +232,20 @@ pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
     let total_items: usize = plan.batches.iter().map(Vec::len).sum();
     let first_ns = now_ns();
     let pub_start = Instant::now();
-    let batches = Arc::new(plan.batches);
+    // Each batch with the number of items before it, to pace by message, not by request.
+    let mut before = 0;
+    let batches: Arc<Vec<(usize, Vec<Item>)>> = Arc::new(
+        plan.batches
+            .into_iter()
+            .map(|b| {
+                before += b.len();
+                (before - b.len(), b)
+            })
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
-    let mut publishing = Vec::with_capacity(opts.publishers.max(1));
-    for p in 0..opts.publishers.max(1) {
-        // The first publisher was opened above, so a bad endpoint fails before subscribing.
-        let publisher = match p {
-            0 => publisher.take(),
-            _ => Some(Publisher::new(&opts.publish)?),
-        };
+    let mut publishing = Vec::with_capacity(publishers.len());
+    for publisher in publishers {
         let (batches, next, rate) = (batches.clone(), next.clone(), opts.rate);
         publishing.push(tokio::spawn(publish_batches(
             publisher, batches, next, rate, pub_start, transport,
@@ -349,8 +357,8 @@ struct Published {
 /// One publisher's loop: claims the next batch (so batches leave in order across publishers),
 /// waits for its slot when `rate` paces messages, publishes it and counts the outcome.
 async fn publish_batches(
-    publisher: Option<Publisher>,
-    batches: Arc<Vec<Vec<Item>>>,
+    mut publisher: Publisher,
+    batches: Arc<Vec<(usize, Vec<Item>)>>,
     next: Arc<AtomicUsize>,
     rate: Option<f64>,
     start: Instant,
@@ -361,23 +369,12 @@ async fn publish_batches(
         errors: 0,
         messages: Vec::new(),
     };
-    let Some(mut publisher) = publisher else {
-        return done;
-    };
-    // Items before batch i, to pace by message rather than by request.
-    let mut offsets = Vec::with_capacity(batches.len());
-    let mut sum = 0usize;
-    for b in batches.iter() {
-        offsets.push(sum);
-        sum += b.len();
-    }
     loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(batch) = batches.get(i) else {
+        let Some((before, batch)) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
             return done;
         };
         if let Some(r) = rate.filter(|r| *r > 0.0) {
-            let due = start + Duration::from_secs_f64(offsets[i] as f64 / r);
+            let due = start + Duration::from_secs_f64(*before as f64 / r);
             tokio::time::sleep_until(due.into()).await;
         }
         match publisher.publish(batch, transport).await {
