@@ -55,7 +55,8 @@ impl Target {
 
 /// Opens a client connection. With `sources > 0` and an IPv4 loopback target, the socket is
 /// bound to `127.0.0.<1 + index % sources>` first, so that `sources` × ~28k ephemeral ports are
-/// available instead of ~28k.
+/// available instead of ~28k; the port itself is left to `connect` (see
+/// [`super::sys::bind_address_no_port`]).
 pub async fn connect(target: &Target, index: usize, sources: usize) -> io::Result<TcpStream> {
     let sock = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -63,6 +64,7 @@ pub async fn connect(target: &Target, index: usize, sources: usize) -> io::Resul
     };
     if sources > 0 && target.addr.ip().is_loopback() && target.addr.is_ipv4() {
         let x = 1 + (index % sources.min(254)) as u8;
+        super::sys::bind_address_no_port(&sock)?;
         sock.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, x)), 0))?;
     }
     let stream = sock.connect(target.addr).await?;
