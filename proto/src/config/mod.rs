@@ -46,6 +46,9 @@ pub const PUSHPIN_LIBDIR: &str = "/usr/lib/pushpin";
 /// Pushpin's shipped `sockjs_url`, also used when the key is absent.
 pub const DEFAULT_SOCKJS_URL: &str = "http://cdn.jsdelivr.net/sockjs/0.3.4/sockjs.min.js";
 
+/// Most handler threads `[proxy] workers` may ask for.
+pub const MAX_PROXY_WORKERS: usize = 1024;
+
 /// Values given on the command line that override the file (runner and handler flags).
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -221,7 +224,9 @@ pub struct ProxyConfig {
     pub upstream_key: String,
     /// `sockjs_url` (default [`DEFAULT_SOCKJS_URL`]).
     pub sockjs_url: String,
-    /// `workers` (default 1).
+    /// `workers` (default 1, at most [`MAX_PROXY_WORKERS`]): the handler's threads for
+    /// proxying, GRIP and publishing. 1 runs everything on one thread, which costs the least
+    /// CPU per request; more let the handler use more than one core.
     pub workers: usize,
     /// `max_open_requests` (`None`: `client_maxconn`; capped by it).
     pub max_open_requests: Option<usize>,

@@ -285,6 +285,10 @@ impl<'a> Reader<'a> {
         if workers == 0 {
             return Err(invalid(S, "workers", "must be at least 1"));
         }
+        if workers > super::MAX_PROXY_WORKERS {
+            let message = format!("must be at most {}", super::MAX_PROXY_WORKERS);
+            return Err(invalid(S, "workers", message));
+        }
         Ok(ProxyConfig {
             routesfile: self.path(S, "routesfile", dir)?,
             debug: self.bool(S, "debug")?.unwrap_or(false),

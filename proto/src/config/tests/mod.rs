@@ -622,6 +622,12 @@ fn invalid_values() {
         ),
         ("[proxy]\nworkers=0\n", "proxy", "workers", "at least 1"),
         (
+            "[proxy]\nworkers=1025\n",
+            "proxy",
+            "workers",
+            "at most 1024",
+        ),
+        (
             "[proxy]\nipc_file_mode=999\n",
             "proxy",
             "ipc_file_mode",
