@@ -49,9 +49,9 @@ const INBOUND_CAPACITY: usize = 1024;
 /// handler (the ROUTER bridge, sessions, backend connections, the publish API) runs on the
 /// thread that waits in `block_on`. A request then crosses no thread of the handler's own, and
 /// no worker has to be woken to steal it: with `wrk -c50` through Holdfast that is a quarter
-/// less handler CPU per request (30-33 µs against 38-44 µs with a 2-worker runtime on 2 cores)
-/// and up to a fifth more requests per second. More workers let the handler use more cores
-/// where one is not enough.
+/// less handler CPU per request (33 µs against 43 µs on average with a 2-worker runtime on 2
+/// cores, docs/benchmarks.md) and a few to twenty percent more requests per second. More
+/// workers let the handler use more cores where one is not enough.
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, std::io::Error> {
     let mut builder = if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -4,6 +4,7 @@ certificate comes from `<config dir>/runner/certs/default_<port>.crt/.key`; http
 `websockets` client connect over TLS and verify that certificate.
 """
 
+import asyncio
 import os
 import shutil
 import socket
@@ -16,7 +17,7 @@ import time
 import httpx
 import pytest
 from gripcontrol import WebSocketEvent, decode_websocket_events, encode_websocket_events
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect
 
 from conftest import TARGET, free_port, wait_port
 
@@ -118,6 +119,23 @@ def wss_echo(req):
     return 200, [("Content-Type", EVENTS)], encode_websocket_events(out)
 
 
+def wss_round_trip(tls_port, ctx, text):
+    """Sends `text` over a WSS connection to /ws and returns the first message back.
+
+    websockets' asyncio client, not its sync one: the sync client reads the socket in a thread
+    of its own while the caller writes from another, and an OpenSSL connection is not meant to be
+    used from two threads at once. One run hung that way: the TLS 1.3 session tickets sent right
+    after the handshake woke the reader thread, which then waited inside `SSL_read` while the
+    upgrade request was never sent."""
+
+    async def exchange():
+        async with connect(f"wss://localhost:{tls_port}/ws", ssl=ctx, close_timeout=10) as ws:
+            await ws.send(text)
+            return await ws.recv()
+
+    return asyncio.run(asyncio.wait_for(exchange(), 30))
+
+
 def test_wss_over_http_through_the_ssl_route(make_proxy, backend):
     backend.route("/ws", wss_echo)
     _, tls_port, ctx = start_tls_proxy(
@@ -125,9 +143,7 @@ def test_wss_over_http_through_the_ssl_route(make_proxy, backend):
         [f"*,proto=ws,ssl=yes 127.0.0.1:{backend.port},over_http"],
         proxy_conf=["set_x_forwarded_protocol=proto-only"],
     )
-    with connect(f"wss://localhost:{tls_port}/ws", ssl=ctx) as ws:
-        ws.send("hello")
-        assert ws.recv(timeout=10) == "secure: hello"
+    assert wss_round_trip(tls_port, ctx, "hello") == "secure: hello"
     first = backend.requests_to("/ws")[0]
     assert first["body"] == b"OPEN\r\n"
     assert first["headers"].get("X-Forwarded-Proto") is not None, first["headers"]
@@ -160,9 +176,7 @@ def test_wss_x_forwarded_proto_is_wss(make_proxy, backend):
         [f"*,proto=ws,ssl=yes 127.0.0.1:{backend.port},over_http"],
         proxy_conf=["set_x_forwarded_protocol=proto-only"],
     )
-    with connect(f"wss://localhost:{tls_port}/ws", ssl=ctx) as ws:
-        ws.send("hello")
-        assert ws.recv(timeout=10) == "secure: hello"
+    assert wss_round_trip(tls_port, ctx, "hello") == "secure: hello"
     assert backend.requests_to("/ws")[0]["headers"].get("X-Forwarded-Proto") == "wss"
 
 
