@@ -274,7 +274,7 @@ impl WsSession {
 
     /// Credit to return to the handler now, if any.
     pub(super) fn take_credit(&mut self) -> Option<u32> {
-        if self.out_unacked == 0 || self.credit_deferred {
+        if self.credit_due() == 0 {
             return None;
         }
         let bytes = std::mem::take(&mut self.out_unacked);

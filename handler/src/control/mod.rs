@@ -4,8 +4,8 @@
 //! A small HTTP/1 server on tokio ([`http`] holds the pure framing): one request per
 //! connection (the answer says `Connection: close`, as Pushpin's always does) unless the
 //! client asks with `Connection: keep-alive`, then one after another; head ≤
-//! `push_in_http_max_headers_size`, body ≤ `push_in_http_max_body_size`, at most [`MAX_CONNECTIONS`] connections at once, and
-//! [`IO_TIMEOUT`] to receive a request. A publish is validated whole (proto's
+//! `push_in_http_max_headers_size`, body ≤ `push_in_http_max_body_size`, at most
+//! [`MAX_CONNECTIONS`] connections at once, and [`IO_TIMEOUT`] to receive a request. A publish is validated whole (proto's
 //! `parse_publish_body`) before any item is delivered.
 
 pub mod check;

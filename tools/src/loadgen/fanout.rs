@@ -23,6 +23,7 @@
 //! first publish). Per subscriber, sequence numbers never received are `lost`, repeats are
 //! `duplicated`, and a message with a lower number than one already seen is `out_of_order`.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -255,12 +256,13 @@ pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
     for task in publishing {
         let done = task.await.map_err(|e| format!("publisher task: {e}"))?;
         published += done.published;
-        publish_errors += done.errors;
-        for e in done.messages {
-            if *errors.entry(e.clone()).or_default() == 0 {
-                eprintln!("{}: {e}", plan.scenario);
+        publish_errors += done.failures.len() as u64;
+        for e in done.failures {
+            let slot = errors.entry(e);
+            if let Entry::Vacant(new) = &slot {
+                eprintln!("{}: {}", plan.scenario, new.key());
             }
-            *errors.entry(e).or_default() += 1;
+            *slot.or_default() += 1;
         }
     }
     let publish_secs = pub_start.elapsed().as_secs_f64();
@@ -349,9 +351,8 @@ pub async fn deliver(opts: &DeliveryOpts, plan: Plan) -> Result<Value, String> {
 /// What one publishing task did.
 struct Published {
     published: usize,
-    errors: u64,
-    /// Every failure's text, in order.
-    messages: Vec<String>,
+    /// Every failed request's error, in order.
+    failures: Vec<String>,
 }
 
 /// One publisher's loop: claims the next batch (so batches leave in order across publishers),
@@ -366,8 +367,7 @@ async fn publish_batches(
 ) -> Published {
     let mut done = Published {
         published: 0,
-        errors: 0,
-        messages: Vec::new(),
+        failures: Vec::new(),
     };
     loop {
         let Some((before, batch)) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -379,10 +379,7 @@ async fn publish_batches(
         }
         match publisher.publish(batch, transport).await {
             Ok(()) => done.published += batch.len(),
-            Err(e) => {
-                done.errors += 1;
-                done.messages.push(e);
-            }
+            Err(e) => done.failures.push(e),
         }
     }
 }

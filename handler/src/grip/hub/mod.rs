@@ -777,6 +777,7 @@ impl Hub {
             .observers()
             .emit(Event::Dropped { reason, count });
     }
+
     fn warn_drops(&mut self, now: Instant) {
         if self.dropped_since_warning == 0 {
             return;
