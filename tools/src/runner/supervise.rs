@@ -226,7 +226,14 @@ fn stop_all(running: &mut [Running], rx: &Receiver<Event>, sink: &Sink, how: Sto
         match rx.recv_timeout(left) {
             Ok(Event::Exited(service, status)) => {
                 mark_exited(running, service);
-                if !matches!(&status, Ok(s) if s.success()) {
+                if ended_by_stop_signal(&status, how) {
+                    // The stop signal arrived before the child had installed its handlers
+                    // (a stop right after start): it had nothing in flight to finish.
+                    sink.log(
+                        Level::Info,
+                        &format!("{} stopped ({})", service.program(), describe(&status)),
+                    );
+                } else if !matches!(&status, Ok(s) if s.success()) {
                     clean = false;
                     sink.log(
                         Level::Warn,
@@ -252,6 +259,17 @@ fn stop_all(running: &mut [Running], rx: &Receiver<Event>, sink: &Sink, how: Sto
         }
     }
     clean
+}
+
+/// Whether `status` is death by the signal `stop_all` sent for `how` (SIGTERM, or SIGINT too for
+/// [`Stop::Now`]): what a child that has not yet installed its signal handlers does with it.
+fn ended_by_stop_signal(status: &std::io::Result<ExitStatus>, how: Stop) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    match status.as_ref().ok().and_then(ExitStatus::signal) {
+        Some(SIGTERM) => true,
+        Some(SIGINT) => how == Stop::Now,
+        _ => false,
+    }
 }
 
 fn kill_remaining(running: &[Running]) {
@@ -315,4 +333,27 @@ fn binary_path(program: &str) -> PathBuf {
         .and_then(|exe| exe.parent().map(|dir| dir.join(program)))
         .filter(|path| path.exists())
         .unwrap_or_else(|| PathBuf::from(program))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn death_by_the_stop_signal_counts_as_stopped() {
+        // Raw wait statuses: a signal number alone is death by that signal; code << 8 is an exit.
+        let by = |raw| Ok(ExitStatus::from_raw(raw));
+        assert!(ended_by_stop_signal(&by(SIGTERM), Stop::Drain));
+        assert!(ended_by_stop_signal(&by(SIGTERM), Stop::Now));
+        assert!(ended_by_stop_signal(&by(SIGINT), Stop::Now));
+        assert!(!ended_by_stop_signal(&by(SIGINT), Stop::Drain));
+        assert!(!ended_by_stop_signal(&by(libc::SIGKILL), Stop::Drain));
+        assert!(!ended_by_stop_signal(&by(libc::SIGSEGV), Stop::Now));
+        assert!(!ended_by_stop_signal(&by(1 << 8), Stop::Drain));
+        assert!(!ended_by_stop_signal(&by(0), Stop::Drain));
+        let failed = Err(std::io::Error::other("wait failed"));
+        assert!(!ended_by_stop_signal(&failed, Stop::Drain));
+    }
 }
