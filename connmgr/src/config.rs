@@ -29,6 +29,9 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = crate::ws::DEFAULT_MAX_MESSAGE_SIZE;
 /// packet, which must stay well under the protocol's packet limit.
 pub const MAX_MESSAGE_SIZE: usize = 60 * 1024 * 1024;
 
+/// Default `--header-timeout`, in seconds (what `[runner] client_header_timeout` defaults to).
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
+
 /// Command line of `holdfast-connmgr`.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -85,6 +88,12 @@ pub struct Args {
     /// Seconds without client I/O after which a connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub stream_timeout: u64,
+
+    /// Seconds a client may take to send a request head, from its first byte
+    /// (`[runner] client_header_timeout`); past it the client gets a `408` and the connection
+    /// closes.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout: u64,
 
     /// Negotiate permessage-deflate with WebSocket clients that offer it (Pushpin's
     /// `allow_compression`). Server messages are always compressed without context takeover, so
@@ -188,6 +197,9 @@ pub enum ConfigError {
     /// `--stream-timeout 0`.
     #[error("--stream-timeout must be at least 1 second")]
     StreamTimeout,
+    /// `--header-timeout 0`.
+    #[error("--header-timeout must be at least 1 second")]
+    HeaderTimeout,
     /// Too many `--listen` and `--tls-listen`.
     #[error("at most {MAX_LISTENERS} --listen/--tls-listen addresses are supported")]
     Listeners,
@@ -231,6 +243,8 @@ pub struct Config {
     pub maxconn: usize,
     /// Inactivity timeout (HTTP and WebSocket alike).
     pub stream_timeout: Duration,
+    /// Longest time from the first byte of a request head to its end.
+    pub header_timeout: Duration,
     /// Negotiate permessage-deflate with WebSocket clients.
     pub compression: bool,
     /// Largest WebSocket message accepted from a client.
@@ -253,6 +267,9 @@ impl Config {
         }
         if args.stream_timeout == 0 {
             return Err(ConfigError::StreamTimeout);
+        }
+        if args.header_timeout == 0 {
+            return Err(ConfigError::HeaderTimeout);
         }
         if args.listen.len() + args.tls_listen.len() + args.local_listen.len() > MAX_LISTENERS {
             return Err(ConfigError::Listeners);
@@ -294,6 +311,7 @@ impl Config {
             buffer_size: args.buffer_size,
             maxconn: args.maxconn,
             stream_timeout: Duration::from_secs(args.stream_timeout),
+            header_timeout: Duration::from_secs(args.header_timeout),
             compression: args.compression,
             max_message_size: args.max_message_size,
             log_level: args.log_level,
@@ -346,6 +364,7 @@ mod tests {
         assert_eq!(c.maxconn, 50_000);
         assert_eq!(c.maxconn_per_worker(), 12_500);
         assert_eq!(c.stream_timeout, Duration::from_secs(1800));
+        assert_eq!(c.header_timeout, Duration::from_secs(30));
         assert_eq!(c.log_level, 2);
         assert!(!c.compression);
         assert_eq!(c.max_message_size, 16 << 20);
@@ -363,6 +382,7 @@ mod tests {
             "--buffer-size=16384",
             "--maxconn=2",
             "--stream-timeout=5",
+            "--header-timeout=7",
             "--log-level=4",
             "--compression",
             "--max-message-size=1000",
@@ -377,6 +397,7 @@ mod tests {
         assert_eq!(c.workers, 3);
         assert_eq!(c.maxconn_per_worker(), 1);
         assert_eq!(c.stream_timeout, Duration::from_secs(5));
+        assert_eq!(c.header_timeout, Duration::from_secs(7));
         assert!(c.compression);
         assert_eq!(c.max_message_size, 1000);
         assert_eq!(c.tls_listen, vec!["127.0.0.1:443".parse().unwrap()]);
@@ -419,6 +440,7 @@ mod tests {
         check(&["--workers", "5000"], ConfigError::Workers(5000));
         check(&["--maxconn", "0"], ConfigError::MaxConn);
         check(&["--stream-timeout", "0"], ConfigError::StreamTimeout);
+        check(&["--header-timeout", "0"], ConfigError::HeaderTimeout);
         check(&["--instance-id", "a b"], ConfigError::InstanceId);
         check(&["--max-message-size", "0"], ConfigError::MaxMessageSize(0));
         let huge = (MAX_MESSAGE_SIZE + 1).to_string();

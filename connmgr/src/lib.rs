@@ -272,6 +272,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
             buffer_size: config.buffer_size,
             response_window: window,
             stream_timeout: config.stream_timeout,
+            header_timeout: config.header_timeout,
             compression: config.compression,
             max_message_size: config.max_message_size,
             max_conns: config.maxconn_per_worker(),

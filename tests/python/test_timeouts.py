@@ -5,7 +5,7 @@ Observed on Pushpin 1.36 (HOLDFAST_TEST_TARGET=pushpin), which these tests match
 - idle client connections stay open until condure's 1800-s inactivity timeout (`--stream-timeout`),
   which any byte refreshes: a client trickling a request head one byte a second holds its
   connection for hours. Holdfast closes it with a `408` once the head has taken 30 s
-  (connmgr/src/worker/conn.rs `HEADER_TIMEOUT`), the one deliberate difference;
+  (`[runner] client_header_timeout`, a Holdfast-only key), the one deliberate difference;
 - a backend whose listen queue is full (SYNs dropped, so connect never completes) gets the usual
   `502 Error while proxying to origin.` once zurl gives up, which is the kernel's SYN retries
   (~135 s here); Holdfast answers the same after its 10-s connect timeout and falls through to the
@@ -27,7 +27,7 @@ from test_bad_input import Witness, read_until_closed, wait_ready
 
 HOLDFAST = TARGET == "holdfast"
 
-# connmgr/src/worker/conn.rs HEADER_TIMEOUT and handler/src/client/mod.rs CONNECT_TIMEOUT.
+# The default of `[runner] client_header_timeout` and handler/src/client/mod.rs CONNECT_TIMEOUT.
 HEADER_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 
@@ -120,6 +120,34 @@ def test_a_trickled_head_is_cut_off(proxy, backend, witness):
     finally:
         reader.close()
     witness.check()
+
+
+@pytest.mark.skipif(
+    not HOLDFAST, reason="client_header_timeout is a Holdfast-only key (Pushpin has no header timeout)"
+)
+def test_client_header_timeout_sets_the_cut_off(make_proxy, backend):
+    """`[runner] client_header_timeout=2`: a head still incomplete 2 s after its first byte gets
+    the 408; a head that completes within the bound on the same proxy is served."""
+    backend.route("/quick", lambda r: (200, [("Content-Type", "text/plain")], "quick ok\n"))
+    proxy = make_proxy([f"* 127.0.0.1:{backend.port}"], runner_conf=["client_header_timeout=2"])
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        head = b"GET /quick HTTP/1.1\r\nHost: a\r\n\r\n"
+        for i in range(0, len(head), 8):
+            sock.sendall(head[i : i + 8])
+            time.sleep(0.2)
+        reader = Reader(sock)
+        assert reader.wait_for(b"quick ok\n").startswith(b"HTTP/1.1 200 OK\r\n")
+    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    reader = Reader(sock)
+    try:
+        started = time.time()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        out = reader.wait_for(b"in time.\n", timeout=10)
+        took = time.time() - started
+        assert 1.5 <= took <= 4.5, took
+        assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), out
+    finally:
+        reader.close()
 
 
 def blackholed_listener():

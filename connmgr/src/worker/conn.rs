@@ -48,8 +48,8 @@
 //! also fails in-flight streams when the *handler* falls silent (see the worker module), which a
 //! live handler prevents with its heartbeats.
 //!
-//! A request head must be complete within [`HEADER_TIMEOUT`] of its first byte (or the
-//! inactivity timeout, if shorter), else the client gets a `408` and the connection closes.
+//! A request head must be complete within [`Ctx::header_timeout`] of its first byte
+//! (`[runner] client_header_timeout`, 30 s by default; or the inactivity timeout, if shorter), else the client gets a `408` and the connection closes.
 //! Pushpin has no such limit: a client trickling one header byte now and then (slowloris) keeps
 //! refreshing the inactivity timeout and holds its connection for hours. An idle keep-alive
 //! connection that has sent nothing of a next request is not affected.
@@ -80,10 +80,7 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Input discarded while lingering before the connection is simply closed.
 const LINGER_MAX_DISCARD: usize = 64 * 1024;
 
-/// Longest time from the first byte of a request head to its end (see "Timeouts" above).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The body of the `408` sent when a request head takes longer than [`HEADER_TIMEOUT`].
+/// The body of the `408` sent when a request head takes longer than [`Ctx::header_timeout`].
 pub const HEADER_TIMEOUT_BODY: &str = "Request header not received in time.\n";
 
 /// The body of the `502` sent when the handler cannot answer (reference §4.11).
@@ -234,7 +231,7 @@ impl Conn {
     /// When the request head being read must be complete, if one has begun.
     fn head_deadline(&self, cx: &Ctx) -> Option<Instant> {
         self.head_since
-            .map(|since| since + HEADER_TIMEOUT.min(cx.stream_timeout))
+            .map(|since| since + cx.header_timeout.min(cx.stream_timeout))
     }
 
     /// Socket readiness reported by the poller.

@@ -14,6 +14,7 @@ pub const CREDIT_HOLD: Duration = Duration::from_millis(20);
 use holdfast_proto::internal::{StreamId, ToHandler};
 
 use super::write_queue::Segment;
+use crate::config::DEFAULT_HEADER_TIMEOUT_SECS;
 use crate::pool::{BufferPool, DequePool, DEFAULT_MAX_SPARE};
 use crate::ws::deflate::{MessageCompressor, DEFAULT_LEVEL};
 use crate::ws::extension::DeflateOptions;
@@ -71,6 +72,8 @@ pub struct Ctx {
     pub response_window: u32,
     /// Inactivity timeout.
     pub stream_timeout: Duration,
+    /// Longest time from the first byte of a request head to its end (`--header-timeout`).
+    pub header_timeout: Duration,
     /// The worker is shutting down: no new requests, no keep-alive.
     pub draining: bool,
     /// Read buffers.
@@ -106,6 +109,7 @@ impl Ctx {
             buffer_size,
             response_window,
             stream_timeout,
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
             draining: false,
             buffers: BufferPool::new(buffer_size, DEFAULT_MAX_SPARE),
             deques: DequePool::new(DEFAULT_MAX_SPARE),

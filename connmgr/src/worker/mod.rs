@@ -125,6 +125,8 @@ pub struct WorkerSetup {
     pub response_window: u32,
     /// Inactivity timeout.
     pub stream_timeout: Duration,
+    /// Longest time a request head may take.
+    pub header_timeout: Duration,
     /// Negotiate permessage-deflate with WebSocket clients.
     pub compression: bool,
     /// Largest WebSocket message accepted from a client.
@@ -288,6 +290,7 @@ impl Worker {
             setup.stream_timeout,
         );
         cx.ws = WsSettings::new(setup.compression, setup.max_message_size);
+        cx.header_timeout = setup.header_timeout;
         cx.credit_batch = setup.response_window / 4;
         Ok(Self {
             index,

@@ -46,6 +46,7 @@ const RUNNER: &[(&str, KeyUse)] = &[
     ("m2sh_bin", KeyUse::PushpinOnly),
     ("zurl_bin", KeyUse::PushpinOnly),
     ("connmgr_workers", KeyUse::Extension),
+    ("client_header_timeout", KeyUse::Extension),
 ];
 
 const PROXY: &[(&str, KeyUse)] = &[

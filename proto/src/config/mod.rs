@@ -49,6 +49,13 @@ pub const DEFAULT_SOCKJS_URL: &str = "http://cdn.jsdelivr.net/sockjs/0.3.4/sockj
 /// Most handler threads `[proxy] workers` may ask for.
 pub const MAX_PROXY_WORKERS: usize = 1024;
 
+/// Default of `[runner] client_header_timeout`, in seconds.
+pub const DEFAULT_CLIENT_HEADER_TIMEOUT: u64 = 30;
+
+/// Largest `[runner] client_header_timeout`, in seconds (an hour: past that a trickled head
+/// holds a connection as long as no timeout at all would).
+pub const MAX_CLIENT_HEADER_TIMEOUT: u64 = 3600;
+
 /// Values given on the command line that override the file (runner and handler flags).
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -171,6 +178,11 @@ pub struct RunnerConfig {
     /// Holdfast extension `connmgr_workers`: connmgr worker threads (0 = one per core, the
     /// default). Pushpin has no such key; its connmgr always runs 2 workers.
     pub connmgr_workers: usize,
+    /// Holdfast extension `client_header_timeout`: seconds a client may take to send a request
+    /// head, from its first byte (default [`DEFAULT_CLIENT_HEADER_TIMEOUT`], 1 to
+    /// [`MAX_CLIENT_HEADER_TIMEOUT`]); past it the connection gets a `408` and is closed. Pushpin
+    /// has no such bound: a head trickled a byte at a time holds its connection indefinitely.
+    pub client_header_timeout: u64,
 }
 
 impl RunnerConfig {
@@ -414,6 +426,7 @@ impl Config {
                 client_maxconn: 50000,
                 allow_compression: false,
                 connmgr_workers: 0,
+                client_header_timeout: DEFAULT_CLIENT_HEADER_TIMEOUT,
             },
             proxy: ProxyConfig {
                 routesfile: None,

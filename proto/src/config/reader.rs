@@ -258,6 +258,7 @@ impl<'a> Reader<'a> {
             client_maxconn: self.uint(S, "client_maxconn")?.unwrap_or(50000),
             allow_compression: self.bool(S, "allow_compression")?.unwrap_or(false),
             connmgr_workers: self.uint(S, "connmgr_workers")?.unwrap_or(0),
+            client_header_timeout: self.client_header_timeout()?,
         };
         if let Some(listen) = overrides.listen()? {
             runner.http_ports = vec![listen];
@@ -265,6 +266,27 @@ impl<'a> Reader<'a> {
             runner.local_ports.clear();
         }
         Ok(runner)
+    }
+
+    /// `[runner] client_header_timeout`, validated: 0 would cut off every request and a value
+    /// past [`super::MAX_CLIENT_HEADER_TIMEOUT`] is no protection against slow heads.
+    fn client_header_timeout(&self) -> Result<u64, ConfigError> {
+        const S: &str = "runner";
+        const KEY: &str = "client_header_timeout";
+        let secs: u64 = self
+            .uint(S, KEY)?
+            .unwrap_or(super::DEFAULT_CLIENT_HEADER_TIMEOUT);
+        if secs == 0 {
+            return Err(invalid(S, KEY, "must be at least 1 (seconds)"));
+        }
+        if secs > super::MAX_CLIENT_HEADER_TIMEOUT {
+            let message = format!(
+                "must be at most {} (seconds)",
+                super::MAX_CLIENT_HEADER_TIMEOUT
+            );
+            return Err(invalid(S, KEY, message));
+        }
+        Ok(secs)
     }
 
     pub(super) fn proxy(&self, dir: &Path) -> Result<ProxyConfig, ConfigError> {

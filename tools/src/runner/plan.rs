@@ -221,6 +221,10 @@ pub fn plan(args: &Args, config: &Config) -> Result<Plan, PlanError> {
         config.runner.client_buffer_size
     ));
     connmgr_args.push(format!("--maxconn={}", config.runner.client_maxconn));
+    connmgr_args.push(format!(
+        "--header-timeout={}",
+        config.runner.client_header_timeout
+    ));
     if config.runner.allow_compression {
         connmgr_args.push("--compression".to_string());
     }
@@ -324,6 +328,7 @@ mod tests {
         let connmgr = &plan.children[1];
         assert!(connmgr.args.contains(&"--listen=0.0.0.0:7999".to_string()));
         assert!(connmgr.args.contains(&"--buffer-size=8192".to_string()));
+        assert!(connmgr.args.contains(&"--header-timeout=30".to_string()));
         let spec = config.connmgr_spec();
         assert!(connmgr.args.contains(&format!("--handler-spec={spec}")));
         assert!(handler.args.contains(&format!("--connmgr-spec={spec}")));

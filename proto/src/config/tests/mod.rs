@@ -90,6 +90,7 @@ m2sh_bin=m2sh
 zurl_bin=zurl
 condure_bin=condure
 connmgr_workers=4
+client_header_timeout=12
 [proxy]
 routesfile=routes
 debug=true
@@ -155,6 +156,7 @@ state_spec=tcp://127.0.0.1:5564
     assert_eq!(r.logdir, Some(PathBuf::from("/l")));
     assert!(r.allow_compression);
     assert_eq!(r.connmgr_workers, 4);
+    assert_eq!(r.client_header_timeout, 12);
     let p = &c.proxy;
     assert!(p.debug && p.auto_cross_origin && p.accept_x_forwarded_protocol);
     assert_eq!(p.set_x_forwarded_protocol, Some(true));
@@ -227,6 +229,7 @@ fn code_defaults_for_an_empty_file() {
     assert_eq!(r.logdir, None);
     assert_eq!(r.log_levels, LogLevels::default());
     assert_eq!(r.connmgr_workers, 0);
+    assert_eq!(r.client_header_timeout, 30);
     let p = &c.proxy;
     assert_eq!(p.routesfile, None);
     assert_eq!(p.set_x_forwarded_protocol, None);
@@ -622,6 +625,18 @@ fn invalid_values() {
         ),
         ("[proxy]\nworkers=0\n", "proxy", "workers", "at least 1"),
         (
+            "[runner]\nclient_header_timeout=0\n",
+            "runner",
+            "client_header_timeout",
+            "at least 1",
+        ),
+        (
+            "[runner]\nclient_header_timeout=3601\n",
+            "runner",
+            "client_header_timeout",
+            "at most 3600",
+        ),
+        (
             "[proxy]\nworkers=1025\n",
             "proxy",
             "workers",
@@ -752,6 +767,7 @@ fn key_table_covers_every_key_read() {
     for (section, key) in [
         ("global", "stats_connection_send"),
         ("runner", "connmgr_workers"),
+        ("runner", "client_header_timeout"),
         ("proxy", "stats_connections_max_ttl"),
         ("handler", "push_in_sub_spec"),
         ("handler", "state_spec"),
