@@ -49,6 +49,15 @@ fn apply_hold(hold: Var<'_>, d: &mut Draft) -> Result<(), InstructError> {
     for channel in hold.list(P, "channels", true)?.unwrap_or_default() {
         const C: &str = "channel";
         let name = channel.string(C, "name", true)?.unwrap_or_default();
+        // Refused as an empty `Grip-Channel` element is: a subscription to "" is never what the
+        // backend meant (Pushpin 1.36 drops the client connection without a response).
+        if name.is_empty() {
+            return Err(FieldError::InvalidValue {
+                parent: C,
+                field: "name",
+            }
+            .into());
+        }
         let prev_id = channel.string(C, "prev-id", false)?;
         let filters = match channel.list(C, "filters", false)? {
             Some(items) => Var::string_list(&items, "filters", "value")?,

@@ -191,6 +191,13 @@ fn empty_channel_names_are_errors() {
     // An empty header value or a trailing comma adds no element at all.
     assert!(parse(&[("Grip-Channel", "")]).unwrap().channels.is_empty());
     assert_eq!(parse(&[("Grip-Channel", "a,")]).unwrap().channels.len(), 1);
+    // The JSON instruct refuses an empty name too (found by the grip_instruct fuzz target).
+    assert_eq!(
+        json_err(serde_json::json!({
+            "hold": {"mode": "stream", "channels": [{"name": "a"}, {"name": ""}]}
+        })),
+        "channel contains 'name' with invalid value"
+    );
 }
 
 #[test]
