@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use holdfast_proto::config::DEFAULT_CLIENT_HEADER_TIMEOUT;
 
 /// Smallest accepted `--buffer-size`: room for a modest request head.
 pub const MIN_BUFFER_SIZE: usize = 512;
@@ -28,9 +29,6 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = crate::ws::DEFAULT_MAX_MESSAGE_SIZE;
 /// Largest accepted `--max-message-size`: a client message travels to the handler in one
 /// packet, which must stay well under the protocol's packet limit.
 pub const MAX_MESSAGE_SIZE: usize = 60 * 1024 * 1024;
-
-/// Default `--header-timeout`, in seconds (what `[runner] client_header_timeout` defaults to).
-pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 30;
 
 /// Command line of `holdfast-connmgr`.
 #[derive(Debug, Clone, Parser)]
@@ -92,7 +90,7 @@ pub struct Args {
     /// Seconds a client may take to send a request head, from its first byte
     /// (`[runner] client_header_timeout`); past it the client gets a `408` and the connection
     /// closes.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CLIENT_HEADER_TIMEOUT)]
     pub header_timeout: u64,
 
     /// Negotiate permessage-deflate with WebSocket clients that offer it (Pushpin's

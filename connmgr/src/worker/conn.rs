@@ -49,7 +49,8 @@
 //! live handler prevents with its heartbeats.
 //!
 //! A request head must be complete within [`Ctx::header_timeout`] of its first byte
-//! (`[runner] client_header_timeout`, 30 s by default; or the inactivity timeout, if shorter), else the client gets a `408` and the connection closes.
+//! (`[runner] client_header_timeout`, 30 s by default; or the inactivity timeout, if shorter),
+//! else the client gets a `408` and the connection closes.
 //! Pushpin has no such limit: a client trickling one header byte now and then (slowloris) keeps
 //! refreshing the inactivity timeout and holds its connection for hours. An idle keep-alive
 //! connection that has sent nothing of a next request is not affected.

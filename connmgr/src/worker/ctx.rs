@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 /// much longer.
 pub const CREDIT_HOLD: Duration = Duration::from_millis(20);
 
+use holdfast_proto::config::DEFAULT_CLIENT_HEADER_TIMEOUT;
 use holdfast_proto::internal::{StreamId, ToHandler};
 
 use super::write_queue::Segment;
-use crate::config::DEFAULT_HEADER_TIMEOUT_SECS;
 use crate::pool::{BufferPool, DequePool, DEFAULT_MAX_SPARE};
 use crate::ws::deflate::{MessageCompressor, DEFAULT_LEVEL};
 use crate::ws::extension::DeflateOptions;
@@ -109,7 +109,7 @@ impl Ctx {
             buffer_size,
             response_window,
             stream_timeout,
-            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            header_timeout: Duration::from_secs(DEFAULT_CLIENT_HEADER_TIMEOUT),
             draining: false,
             buffers: BufferPool::new(buffer_size, DEFAULT_MAX_SPARE),
             deques: DequePool::new(DEFAULT_MAX_SPARE),

@@ -258,7 +258,14 @@ impl<'a> Reader<'a> {
             client_maxconn: self.uint(S, "client_maxconn")?.unwrap_or(50000),
             allow_compression: self.bool(S, "allow_compression")?.unwrap_or(false),
             connmgr_workers: self.uint(S, "connmgr_workers")?.unwrap_or(0),
-            client_header_timeout: self.client_header_timeout()?,
+            // 0 would cut off every request; past the maximum it is no protection from slow heads.
+            client_header_timeout: self.bounded_uint(
+                S,
+                "client_header_timeout",
+                super::DEFAULT_CLIENT_HEADER_TIMEOUT,
+                1..=super::MAX_CLIENT_HEADER_TIMEOUT,
+                " (seconds)",
+            )?,
         };
         if let Some(listen) = overrides.listen()? {
             runner.http_ports = vec![listen];
@@ -268,25 +275,26 @@ impl<'a> Reader<'a> {
         Ok(runner)
     }
 
-    /// `[runner] client_header_timeout`, validated: 0 would cut off every request and a value
-    /// past [`super::MAX_CLIENT_HEADER_TIMEOUT`] is no protection against slow heads.
-    fn client_header_timeout(&self) -> Result<u64, ConfigError> {
-        const S: &str = "runner";
-        const KEY: &str = "client_header_timeout";
-        let secs: u64 = self
-            .uint(S, KEY)?
-            .unwrap_or(super::DEFAULT_CLIENT_HEADER_TIMEOUT);
-        if secs == 0 {
-            return Err(invalid(S, KEY, "must be at least 1 (seconds)"));
+    /// An unsigned `key` that must lie in `range` (`default` when absent); `unit` follows the
+    /// bound in the error (`" (seconds)"`, or empty).
+    fn bounded_uint(
+        &self,
+        section: &str,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+    ) -> Result<u64, ConfigError> {
+        let value: u64 = self.uint(section, key)?.unwrap_or(default);
+        if value < *range.start() {
+            let message = format!("must be at least {}{unit}", range.start());
+            return Err(invalid(section, key, message));
         }
-        if secs > super::MAX_CLIENT_HEADER_TIMEOUT {
-            let message = format!(
-                "must be at most {} (seconds)",
-                super::MAX_CLIENT_HEADER_TIMEOUT
-            );
-            return Err(invalid(S, KEY, message));
+        if value > *range.end() {
+            let message = format!("must be at most {}{unit}", range.end());
+            return Err(invalid(section, key, message));
         }
-        Ok(secs)
+        Ok(value)
     }
 
     pub(super) fn proxy(&self, dir: &Path) -> Result<ProxyConfig, ConfigError> {
@@ -303,14 +311,9 @@ impl<'a> Reader<'a> {
                 "`{s}`: use `true` (X-Forwarded-Proto and X-Forwarded-Protocol), `proto-only` or `false`"
             )),
         })?;
-        let workers: usize = self.uint(S, "workers")?.unwrap_or(1);
-        if workers == 0 {
-            return Err(invalid(S, "workers", "must be at least 1"));
-        }
-        if workers > super::MAX_PROXY_WORKERS {
-            let message = format!("must be at most {}", super::MAX_PROXY_WORKERS);
-            return Err(invalid(S, "workers", message));
-        }
+        // Bounded by MAX_PROXY_WORKERS, so the cast is lossless.
+        let workers =
+            self.bounded_uint(S, "workers", 1, 1..=super::MAX_PROXY_WORKERS as u64, "")? as usize;
         Ok(ProxyConfig {
             routesfile: self.path(S, "routesfile", dir)?,
             debug: self.bool(S, "debug")?.unwrap_or(false),
