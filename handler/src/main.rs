@@ -25,9 +25,9 @@ fn main() -> ExitCode {
 /// (request and response heads, header vectors, session state, encoded packets), and glibc's
 /// malloc spent a fifth of the handler's time on them (`_int_malloc`, `_int_free`,
 /// `malloc_consolidate`). With jemalloc in both proxy processes, eight alternating A/B pairs
-/// gave a median +9% plain-proxy requests/s, +8% hold setups/s and +14% channel messages/s,
-/// with 2.5 instead of 2.85 KiB per held connection (docs/benchmarks.md, "Performance work
-/// (session 8)").
+/// gave a median +16% plain-proxy requests/s (the handler's CPU per request 17% lower), +9%
+/// hold setups/s and +9% channel messages/s, with 2.5 instead of 2.85 KiB per held connection (docs/performance-log.md, "Performance
+/// work (session 8)").
 ///
 /// Why background threads: jemalloc returns freed pages to the kernel after a decay time
 /// (10 s), but without its background threads only from within later allocations, and a proxy
