@@ -95,10 +95,11 @@ impl Proxy {
                 resume.credits,
                 body,
                 move |inbox, guard| {
-                    tokio::spawn(async move {
+                    // Boxed, as in `spawn`.
+                    tokio::spawn(Box::pin(async move {
                         let mut guard = guard;
                         run_resumed(&ctx, resume, &inbox, &out, &mut guard).await;
-                    })
+                    }))
                 },
             );
             if !resumed {
@@ -175,12 +176,15 @@ impl SessionSpawner for Proxy {
         guard: SessionGuard,
     ) -> tokio::task::JoinHandle<()> {
         let ctx = self.ctx.clone();
-        tokio::spawn(async move {
+        // Boxed: the session's state machine is about 5 KB, and tokio moves a task's future
+        // by value when it spawns it and again when it stores the output; a box is moved as
+        // one pointer.
+        tokio::spawn(Box::pin(async move {
             // Held for the task's lifetime: dropping it removes the session from the table
             // (unless the request was handed to the GRIP hub).
             let mut guard = guard;
             run_session(&ctx, head, &inbox, &out, &mut guard, Extra::default()).await;
-        })
+        }))
     }
 
     fn held_credit(&self, key: &SessionKey, bytes: u32) {
@@ -216,10 +220,11 @@ impl SessionSpawner for Proxy {
         guard: SessionGuard,
     ) -> tokio::task::JoinHandle<()> {
         let ctx = self.ctx.clone();
-        tokio::spawn(async move {
+        // Boxed, as in `spawn`.
+        tokio::spawn(Box::pin(async move {
             let mut guard = guard;
             crate::ws::session::run(&ctx, head, &inbox, &ws, &out, &mut guard).await;
-        })
+        }))
     }
 }
 
