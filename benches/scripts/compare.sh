@@ -26,6 +26,7 @@
 #   DRAIN=5              stop waiting for deliveries after this many seconds without one
 #   HF_LIMITS=none       Holdfast's config: `none` (message_rate/message_hwm removed, like
 #                        "pushpin-unlimited") or `shipped` (message_rate=2500, message_hwm=25000)
+#   HF_CONNMGR_WORKERS=  Holdfast's `[runner] connmgr_workers` (empty: the default, one per core)
 #   BASE_PORT=29000      ports BASE_PORT+1..+99 on 127.0.0.1 are used
 #   SKIP_BUILD=1         do not run cargo build
 #   HF_BEFORE=DIR        also run the Holdfast binaries in DIR (holdfast, holdfast-connmgr,

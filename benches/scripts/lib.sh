@@ -75,6 +75,9 @@ gen_conf() { # dir kind(pushpin|holdfast) limits ipc-prefix route-opts
     fi
     echo "http_port=127.0.0.1:$http_port"
     echo "logdir=$dir/log"
+    if [ "$kind" = holdfast ] && [ -n "${HF_CONNMGR_WORKERS:-}" ]; then
+      echo "connmgr_workers=$HF_CONNMGR_WORKERS"
+    fi
     echo "log_level=1"
     echo "client_buffer_size=8192"
     echo "client_maxconn=50000"

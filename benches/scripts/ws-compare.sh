@@ -30,6 +30,7 @@
 #   SETTLE=2               seconds between "all subscribed" and the first publish
 #   DRAIN=10               stop waiting for deliveries after this many seconds without one
 #   HF_LIMITS=none         Holdfast's config: `none` (no message_rate/message_hwm) or `shipped`
+#   HF_CONNMGR_WORKERS=    Holdfast's `[runner] connmgr_workers` (empty: the default, one per core)
 #   TARGETS="holdfast pushpin-shipped pushpin-unlimited"   which proxies to run
 #   BASE_PORT=29100        ports BASE_PORT+1..+99 on 127.0.0.1 are used
 #   SKIP_BUILD=1           do not run cargo build

@@ -9,11 +9,11 @@
 //! difference divided by N is the per-connection cost. Connections are closed after that.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
 use super::http::Target;
 use super::procmem::ProcSelect;
@@ -38,6 +38,15 @@ pub struct HoldArgs {
     pub procs: ProcSelect,
 }
 
+/// What one lane of openers set up.
+#[derive(Default)]
+struct Lane {
+    held: Vec<subscriber::Subscriber>,
+    errors: BTreeMap<String, u64>,
+    last_setup: Duration,
+    latency_us: Vec<u64>,
+}
+
 pub async fn run(args: HoldArgs) -> Result<Value, String> {
     let target = Arc::new(Target::parse(&args.client.url)?);
     let n = args.subscribers;
@@ -49,47 +58,62 @@ pub async fn run(args: HoldArgs) -> Result<Value, String> {
             procs_before.as_array().map_or(0, Vec::len)
         );
     }
-    let sem = Arc::new(Semaphore::new(args.client.concurrency.max(1)));
     let open_timeout = Duration::from_secs_f64(args.client.open_timeout);
     let start = Instant::now();
-    let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
-        let target = target.clone();
-        let sem = sem.clone();
-        let sources = args.client.sources;
-        handles.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.map_err(|e| e.to_string())?;
-            let t0 = Instant::now();
-            let path = Transport::Stream.path(&format!("hold-{}", i % channels));
-            let opened = tokio::time::timeout(
-                open_timeout,
-                subscriber::open(&target, i, sources, &path, false),
-            )
-            .await
-            .map_err(|_| "open timed out".to_string())
-            .and_then(|r| r);
-            opened.map(|mut s| {
-                s.shrink();
-                (s, start.elapsed(), t0.elapsed())
+    // `--concurrency` lanes, each opening the next subscriber as soon as its previous one is
+    // set up. (One task per subscriber behind a semaphore cost the load generator a
+    // cross-thread wake-up per open, taking CPU from the proxy it measures.)
+    let next = Arc::new(AtomicUsize::new(0));
+    let lanes: Vec<_> = (0..args.client.concurrency.clamp(1, n.max(1)))
+        .map(|_| {
+            let (target, next) = (target.clone(), next.clone());
+            let sources = args.client.sources;
+            tokio::spawn(async move {
+                let mut lane = Lane::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return lane;
+                    }
+                    let t0 = Instant::now();
+                    let path = Transport::Stream.path(&format!("hold-{}", i % channels));
+                    let opened = tokio::time::timeout(
+                        open_timeout,
+                        subscriber::open(&target, i, sources, &path, false),
+                    )
+                    .await
+                    .map_err(|_| "open timed out".to_string())
+                    .and_then(|r| r);
+                    match opened {
+                        Ok(mut sub) => {
+                            sub.shrink();
+                            lane.last_setup = lane.last_setup.max(start.elapsed());
+                            lane.latency_us.push(t0.elapsed().as_micros() as u64);
+                            lane.held.push(sub);
+                        }
+                        Err(e) => *lane.errors.entry(e).or_default() += 1,
+                    }
+                }
             })
-        }));
-    }
+        })
+        .collect();
     let mut held = Vec::with_capacity(n);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_setup = Duration::ZERO;
     let mut open_latency = Histogram::new();
-    for (i, h) in handles.into_iter().enumerate() {
-        match h.await {
-            Ok(Ok((sub, at, took))) => {
-                last_setup = last_setup.max(at);
-                open_latency.record(took.as_micros() as u64);
-                held.push(sub);
+    for lane in lanes {
+        match lane.await {
+            Ok(lane) => {
+                last_setup = last_setup.max(lane.last_setup);
+                for us in lane.latency_us {
+                    open_latency.record(us);
+                }
+                held.extend(lane.held);
+                for (e, count) in lane.errors {
+                    *errors.entry(e).or_default() += count;
+                }
             }
-            Ok(Err(e)) => *errors.entry(e).or_default() += 1,
             Err(e) => *errors.entry(format!("task: {e}")).or_default() += 1,
-        }
-        if (i + 1) % 1000 == 0 {
-            eprintln!("hold: {} / {n} done ({} ok)", i + 1, held.len());
         }
     }
     let ok = held.len() as u64;
