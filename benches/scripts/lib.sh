@@ -95,7 +95,8 @@ gen_conf() { # dir kind(pushpin|holdfast) limits ipc-prefix route-opts
     echo "push_in_http_addr=127.0.0.1"
     echo "push_in_http_port=$pub_port"
     echo "command_spec=tcp://127.0.0.1:$cmd_port"
-    [ "$kind" = pushpin ] && echo "stats_spec=ipc://{rundir}/{ipc_prefix}stats"
+    # Both get a stats socket, as Pushpin's internal.conf and a Debian pushpin.conf give one.
+    echo "stats_spec=ipc://{rundir}/{ipc_prefix}stats"
     if [ "$limits" = shipped ]; then
       echo "message_rate=2500"
       echo "message_hwm=25000"

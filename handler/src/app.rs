@@ -167,6 +167,8 @@ async fn serve(settings: Settings) -> Result<(), RunError> {
     let reporter = Reporter::new(
         ReporterConfig {
             from: settings.instance_id.clone(),
+            // Set from the socket's subscriptions before every pass (`stats::run`).
+            send: false,
             connection_send: settings.config.stats_connection_send,
             connection_ttl: settings.config.stats_connection_ttl,
             subscription_ttl: handler_cfg.stats_subscription_ttl,

@@ -163,7 +163,8 @@ impl Observer for StatsObserver {
 }
 
 /// Runs the reporter until aborted: every [`PASS`], takes the observer's events and sends
-/// the packets through `out` (when a stats socket is configured).
+/// the packets through `out` (when a stats socket is configured and somebody subscribes to
+/// it; otherwise the reporter only keeps its tables and counters).
 pub async fn run(
     observer: Arc<StatsObserver>,
     mut reporter: Reporter,
@@ -176,6 +177,7 @@ pub async fn run(
     loop {
         interval.tick().await;
         let pending = observer.take();
+        reporter.set_send(out.as_ref().is_some_and(socket::StatsSender::listening));
         let packets = reporter.step(pending, Instant::now());
         metrics.add_connection_minutes(reporter.take_minutes_for_metrics());
         metrics.set_subscriptions(reporter.subscriptions());

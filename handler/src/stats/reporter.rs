@@ -17,6 +17,12 @@ const REFRESH_SCAN: Duration = Duration::from_secs(1);
 pub struct ReporterConfig {
     /// `from` of every packet (the handler instance id).
     pub from: String,
+    /// Whether packets are wanted (a stats socket is bound and somebody subscribes to it).
+    /// Without them the tables and counters are still kept (the metrics read
+    /// connection-minutes and subscriptions from them), but no packet is built: a `conn`
+    /// packet per opened and per closed connection and a `message` packet per delivery were
+    /// built only to be dropped.
+    pub send: bool,
     /// `stats_connection_send`: whether `conn` packets are sent.
     pub connection_send: bool,
     /// `stats_connection_ttl` (seconds).
@@ -95,6 +101,11 @@ impl Reporter {
         self.subs.len()
     }
 
+    /// Whether packets are wanted from the next step on (see [`ReporterConfig::send`]).
+    pub fn set_send(&mut self, send: bool) {
+        self.cfg.send = send;
+    }
+
     /// Connection-minutes counted since the last call (for the metrics counter).
     pub fn take_minutes_for_metrics(&mut self) -> u64 {
         std::mem::take(&mut self.minutes_for_metrics)
@@ -125,6 +136,7 @@ impl Reporter {
     /// Applies what happened and returns the packets due at `now`, in order.
     pub fn step(&mut self, pending: Pending, now: Instant) -> Vec<Packet> {
         let mut out = Vec::new();
+        let (send, conn_send) = (self.cfg.send, self.cfg.send && self.cfg.connection_send);
         let from = self.cfg.from.clone();
         let conn_refresh = ttl_refresh(self.cfg.connection_ttl);
         let sub_refresh = ttl_refresh(self.cfg.subscription_ttl);
@@ -140,7 +152,7 @@ impl Reporter {
                     refresh_at: now + conn_refresh,
                 };
                 self.add_minutes(1);
-                if self.cfg.connection_send {
+                if conn_send {
                     out.push(self.conn_packet(&id, &conn));
                 }
                 self.conns.insert(id.clone(), conn);
@@ -155,7 +167,7 @@ impl Reporter {
                     }
                     _ => false,
                 };
-                if resend && self.cfg.connection_send {
+                if resend && conn_send {
                     if let Some(conn) = self.conns.get(&id) {
                         out.push(self.conn_packet(&id, conn));
                     }
@@ -166,7 +178,7 @@ impl Reporter {
                     crate::grip::hub::shrink_sparse(&mut self.conns);
                     let due = minutes_started(conn.opened, now).saturating_sub(conn.minutes);
                     self.add_minutes(due);
-                    if self.cfg.connection_send {
+                    if conn_send {
                         let p = Packet::new("conn", &from)
                             .str("id", &*id)
                             .bool("unavailable", true);
@@ -183,7 +195,7 @@ impl Reporter {
                         .subs
                         .get(&(mode, channel.clone()))
                         .map(|s| s.subscribers);
-                    if known != Some(subscribers) {
+                    if send && known != Some(subscribers) {
                         out.push(self.sub_packet(mode, &channel, subscribers));
                     }
                     self.subs.insert(
@@ -195,7 +207,7 @@ impl Reporter {
                     );
                 }
                 None => {
-                    if self.subs.remove(&(mode, channel.clone())).is_some() {
+                    if self.subs.remove(&(mode, channel.clone())).is_some() && send {
                         out.push(
                             Packet::new("sub", &from)
                                 .str("mode", mode.as_str())
@@ -207,15 +219,17 @@ impl Reporter {
             }
         }
 
-        for m in pending.messages {
-            let mut p = Packet::new("message", &from).str("channel", &*m.channel);
-            if let Some(id) = &m.item_id {
-                p = p.str("item-id", &**id);
+        if send {
+            for m in pending.messages {
+                let mut p = Packet::new("message", &from).str("channel", &*m.channel);
+                if let Some(id) = &m.item_id {
+                    p = p.str("item-id", &**id);
+                }
+                out.push(
+                    p.int("count", m.count)
+                        .str("transport", m.transport.as_str()),
+                );
             }
-            out.push(
-                p.int("count", m.count)
-                    .str("transport", m.transport.as_str()),
-            );
         }
         self.report.received += pending.received;
         self.report.sent += pending.sent;
@@ -242,7 +256,9 @@ impl Reporter {
             report.connections = report.connections.max(self.conns.len() as u64);
             report.duration_ms =
                 now.saturating_duration_since(self.report_start).as_millis() as u64;
-            out.push(report.packet(&from));
+            if send {
+                out.push(report.packet(&from));
+            }
             self.report_start = now;
             self.report.connections = self.conns.len() as u64;
         }
@@ -259,7 +275,7 @@ impl Reporter {
                 due_conns.push(id.clone());
             }
         }
-        if self.cfg.connection_send {
+        if self.cfg.send && self.cfg.connection_send {
             for id in due_conns {
                 if let Some(conn) = self.conns.get(&id) {
                     out.push(self.conn_packet(&id, conn));
@@ -273,8 +289,10 @@ impl Reporter {
                 due_subs.push((*mode, channel.clone(), sub.subscribers));
             }
         }
-        for (mode, channel, subscribers) in due_subs {
-            out.push(self.sub_packet(mode, &channel, subscribers));
+        if self.cfg.send {
+            for (mode, channel, subscribers) in due_subs {
+                out.push(self.sub_packet(mode, &channel, subscribers));
+            }
         }
     }
 }
@@ -289,6 +307,7 @@ mod tests {
     fn cfg() -> ReporterConfig {
         ReporterConfig {
             from: "h".into(),
+            send: true,
             connection_send: true,
             connection_ttl: 4,
             subscription_ttl: 8,
@@ -487,5 +506,57 @@ mod tests {
         let out = r.step(Pending::default(), t0 + Duration::from_secs(10));
         assert_eq!(field(&out[0], "received"), Some(&Field::Int(1)));
         assert_eq!(field(&out[0], "sent"), Some(&Field::Int(2)));
+    }
+
+    #[test]
+    fn without_a_socket_no_packet_is_built_but_the_metrics_still_count() {
+        let t0 = Instant::now();
+        let mut r = Reporter::new(
+            ReporterConfig {
+                send: false,
+                ..cfg()
+            },
+            t0,
+        );
+        let c: Arc<str> = Arc::from("c");
+        let mut p = Pending::default();
+        p.conns.insert(
+            Arc::from("w:1-1"),
+            ConnChange {
+                opened: Some((ConnKind::Http, Arc::from("10.0.0.1"), t0)),
+                route: Some(Arc::from("r1")),
+                closed: false,
+            },
+        );
+        p.subs.insert((SubMode::Stream, c.clone()), Some(1));
+        p.messages.push(MessageStat {
+            channel: c.clone(),
+            item_id: None,
+            count: 1,
+            transport: Transport::HttpStream,
+        });
+        assert!(r.step(p, t0).is_empty());
+        assert_eq!(r.subscriptions(), 1);
+        assert_eq!(r.take_minutes_for_metrics(), 1);
+        // Refreshes (ttl*3/4) and the report (10 s) are due: still nothing built.
+        assert!(r
+            .step(Pending::default(), t0 + Duration::from_secs(7))
+            .is_empty());
+        assert!(r
+            .step(Pending::default(), t0 + Duration::from_secs(10))
+            .is_empty());
+        // The connection closes in its second minute: one more minute counted.
+        let mut p = Pending::default();
+        p.conns.insert(
+            Arc::from("w:1-1"),
+            ConnChange {
+                closed: true,
+                ..ConnChange::default()
+            },
+        );
+        p.subs.insert((SubMode::Stream, c), None);
+        assert!(r.step(p, t0 + Duration::from_secs(70)).is_empty());
+        assert_eq!(r.subscriptions(), 0);
+        assert_eq!(r.take_minutes_for_metrics(), 1);
     }
 }
