@@ -50,7 +50,7 @@ const INBOUND_CAPACITY: usize = 1024;
 /// thread that waits in `block_on`. A request then crosses no thread of the handler's own, and
 /// no worker has to be woken to steal it: with `wrk -c50` through Holdfast that is a quarter
 /// less handler CPU per request (33 µs against 43 µs on average with a 2-worker runtime on 2
-/// cores, docs/benchmarks.md) and a few to twenty percent more requests per second. More
+/// cores, docs/performance-log.md) and a few to twenty percent more requests per second. More
 /// workers let the handler use more cores where one is not enough.
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, std::io::Error> {
     let mut builder = if workers <= 1 {
