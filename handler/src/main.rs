@@ -26,8 +26,8 @@ fn main() -> ExitCode {
 /// malloc spent a fifth of the handler's time on them (`_int_malloc`, `_int_free`,
 /// `malloc_consolidate`). With jemalloc in both proxy processes, eight alternating A/B pairs
 /// gave a median +16% plain-proxy requests/s (the handler's CPU per request 17% lower), +9%
-/// hold setups/s and +9% channel messages/s, with 2.5 instead of 2.85 KiB per held connection (docs/performance-log.md, "Performance
-/// work (session 8)").
+/// hold setups/s and +9% channel messages/s, with 2.5 instead of 2.85 KiB per held
+/// connection (docs/performance-log.md, "Performance work (session 8)").
 ///
 /// Why background threads: jemalloc returns freed pages to the kernel after a decay time
 /// (10 s), but without its background threads only from within later allocations, and a proxy
@@ -49,12 +49,13 @@ mod allocator {
 }
 
 /// Periodic `malloc_trim(0)` for what glibc's malloc still serves: libzmq's allocations (every
-/// packet to and from the connmgr is a ZeroMQ message buffer), TLS and other C code.
+/// packet to and from the connmgr is a ZeroMQ message buffer).
 ///
-/// Why (measured when glibc served every allocation of the handler): a burst of work (a publish answering thousands of long-polls, which all re-poll and
-/// each make a backend request at once) allocates tens of MiB that are all freed a moment
-/// later, but glibc's malloc keeps the pages of those free chunks mapped: it only gives back
-/// the top of the main heap, and only once that top is above `M_TRIM_THRESHOLD`. A churn soak
+/// Why (measured when glibc served every allocation of the handler): a burst of work (a
+/// publish answering thousands of long-polls, which all re-poll and each make a backend
+/// request at once) allocates tens of MiB that are all freed a moment later, but glibc's
+/// malloc keeps the pages of those free chunks mapped: it only gives back the top of the main
+/// heap, and only once that top is above `M_TRIM_THRESHOLD`. A churn soak
 /// of 2,000 long-polls left the handler at 73 MiB RSS with 3 to 10 MiB of the heap in use;
 /// `malloc_trim(0)` (which also `madvise`s away free pages in the middle of every arena)
 /// brought it to 19 to 32 MiB. `MALLOC_ARENA_MAX=2` did not help (75 MiB): the retained
