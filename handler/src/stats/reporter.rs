@@ -323,6 +323,17 @@ mod tests {
         ps.iter().map(|p| p.kind).collect()
     }
 
+    /// What the observer records when connection `id` closes.
+    fn closing(p: &mut Pending, id: &str) {
+        p.conns.insert(
+            Arc::from(id),
+            ConnChange {
+                closed: true,
+                ..ConnChange::default()
+            },
+        );
+    }
+
     #[test]
     fn connections_open_refresh_close_and_count_minutes() {
         let t0 = Instant::now();
@@ -353,14 +364,7 @@ mod tests {
             ["conn"]
         );
         let mut p = Pending::default();
-        p.conns.insert(
-            Arc::from("w:1-1"),
-            ConnChange {
-                opened: None,
-                route: None,
-                closed: true,
-            },
-        );
+        closing(&mut p, "w:1-1");
         let out = r.step(p, t0 + Duration::from_secs(5));
         assert_eq!(field(&out[0], "unavailable"), Some(&Field::Bool(true)));
         assert_eq!(field(&out[0], "peer-address"), None);
@@ -443,13 +447,7 @@ mod tests {
         assert_eq!(kinds(&out), ["conn", "conn"]);
         assert!(out.iter().all(|p| field(p, "route").is_some()));
         let mut p = Pending::default();
-        p.conns.insert(
-            Arc::from("b"),
-            ConnChange {
-                closed: true,
-                ..ConnChange::default()
-            },
-        );
+        closing(&mut p, "b");
         let out = r.step(p, t0 + Duration::from_secs(5));
         assert_eq!(field(&out[0], "unavailable"), Some(&Field::Bool(true)));
         assert_eq!(field(&out[0], "route"), Some(&Field::Str("r2".into())));
@@ -547,13 +545,7 @@ mod tests {
             .is_empty());
         // The connection closes in its second minute: one more minute counted.
         let mut p = Pending::default();
-        p.conns.insert(
-            Arc::from("w:1-1"),
-            ConnChange {
-                closed: true,
-                ..ConnChange::default()
-            },
-        );
+        closing(&mut p, "w:1-1");
         p.subs.insert((SubMode::Stream, c), None);
         assert!(r.step(p, t0 + Duration::from_secs(70)).is_empty());
         assert_eq!(r.subscriptions(), 0);
