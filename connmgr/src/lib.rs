@@ -169,6 +169,9 @@ pub enum RunError {
 
 /// Binds one `SO_REUSEPORT` listener for `addr` (one per worker, so the kernel balances new
 /// connections across workers).
+///
+/// `TCP_NODELAY` is set here once: Linux copies it to every accepted socket, which saves a
+/// `setsockopt` per connection (a sixth of a worker's system calls per accepted request).
 pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
     let fail = |source| RunError::Listen { addr, source };
     let socket =
@@ -179,6 +182,7 @@ pub fn bind_listener(addr: SocketAddr) -> Result<std::net::TcpListener, RunError
     socket.set_reuse_address(true).map_err(fail)?;
     socket.set_reuse_port(true).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
+    socket.set_nodelay(true).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     socket.listen(LISTEN_BACKLOG).map_err(fail)?;
     Ok(socket.into())
@@ -360,5 +364,15 @@ mod tests {
         let addr = a.local_addr().unwrap();
         let b = bind_listener(addr).unwrap();
         assert_eq!(b.local_addr().unwrap(), addr);
+    }
+
+    /// The workers no longer set `TCP_NODELAY` per connection: it must come from the listener.
+    #[test]
+    fn accepted_sockets_inherit_nodelay() {
+        let listener = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }

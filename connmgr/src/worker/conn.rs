@@ -168,11 +168,6 @@ impl Conn {
         }
     }
 
-    /// The socket, for (de)registration.
-    pub fn socket_mut(&mut self) -> &mut Transport {
-        &mut self.transport
-    }
-
     /// The connection came in over TLS (`RequestHead::secure`).
     pub(super) fn is_secure(&self) -> bool {
         self.transport.is_secure()
