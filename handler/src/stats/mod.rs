@@ -18,7 +18,7 @@ mod reporter;
 pub mod socket;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,9 @@ pub struct StatsObserver {
     pending: Mutex<Pending>,
     /// `message` packets dropped because too many were pending.
     pub dropped_messages: AtomicU64,
+    /// Whether deliveries are recorded for `message` packets: only while the reporter builds
+    /// packets (see [`ReporterConfig::send`]); the counters are kept either way.
+    messages_wanted: AtomicBool,
 }
 
 impl StatsObserver {
@@ -98,6 +101,12 @@ impl StatsObserver {
     /// by the reporter, so calling this for an unknown id costs one pending entry only.
     pub fn set_route(&self, id: &Arc<str>, route: Arc<str>) {
         self.lock().conns.entry(id.clone()).or_default().route = Some(route);
+    }
+
+    /// Whether deliveries are recorded for `message` packets from now on (set by [`run`]
+    /// before each pass, as the reporter's `send`).
+    pub fn set_messages_wanted(&self, wanted: bool) {
+        self.messages_wanted.store(wanted, Ordering::Relaxed);
     }
 
     /// Takes what happened since the last call.
@@ -141,7 +150,9 @@ impl Observer for StatsObserver {
                 if *transport == Transport::HttpResponse {
                     p.http_response_sent += *count as u64;
                 }
-                if p.messages.len() < MAX_PENDING_MESSAGES {
+                if !self.messages_wanted.load(Ordering::Relaxed) {
+                    // Nobody reads the packets: no per-delivery record to build and drop.
+                } else if p.messages.len() < MAX_PENDING_MESSAGES {
                     p.messages.push(MessageStat {
                         channel: channel.clone(),
                         item_id: item_id.clone(),
@@ -176,8 +187,10 @@ pub async fn run(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        let send = out.as_ref().is_some_and(socket::StatsSender::listening);
+        observer.set_messages_wanted(send);
         let pending = observer.take();
-        reporter.set_send(out.as_ref().is_some_and(socket::StatsSender::listening));
+        reporter.set_send(send);
         let packets = reporter.step(pending, Instant::now());
         metrics.add_connection_minutes(reporter.take_minutes_for_metrics());
         metrics.set_subscriptions(reporter.subscriptions());
@@ -186,5 +199,39 @@ pub async fn run(
                 out.send(p.encode(format));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivered() -> Event {
+        Event::Delivered {
+            channel: Arc::from("c"),
+            item_id: None,
+            transport: Transport::HttpStream,
+            count: 3,
+            bytes: 5,
+        }
+    }
+
+    #[test]
+    fn deliveries_are_recorded_for_packets_only_while_wanted() {
+        let observer = StatsObserver::default();
+        observer.observe(&delivered());
+        let p = observer.take();
+        assert!(p.messages.is_empty(), "nobody reads the packets");
+        assert_eq!(
+            (p.sent, p.content_bytes_sent),
+            (3, 15),
+            "the counters still count"
+        );
+
+        observer.set_messages_wanted(true);
+        observer.observe(&delivered());
+        let p = observer.take();
+        assert_eq!(p.messages.len(), 1);
+        assert_eq!((p.sent, p.content_bytes_sent), (3, 15));
     }
 }
